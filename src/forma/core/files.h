@@ -1,0 +1,41 @@
+// File helpers shared by every component: read-only memory maps, whole-file reads, and atomic
+// writes (temp file, fsync, rename, fsync of the folder) so that a crash never leaves half a file.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace forma {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const std::string& path);  // throws forma::Error naming the path
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  std::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
+
+ private:
+  void release();
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+std::string read_file(const std::string& path);
+
+// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a mix.
+void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// fsync a file or folder by path (folders: makes a rename inside it durable).
+void fsync_path(const std::string& path);
+
+}  // namespace forma

@@ -1,0 +1,38 @@
+// The tokenizer interface every format implements (HF tokenizer.json, GPT-2 encoder.json+vocab.bpe,
+// tiktoken rank files, SentencePiece .model). Ids are int32 everywhere in forma.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace forma::tok {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // add_special_tokens: apply the tokenizer's post-processor (e.g. Llama's BOS), as HF's
+  // encode(text, add_special_tokens=True) does. Special tokens written in `text` are recognised.
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const = 0;
+  // skip_special_tokens as in HF's decode. Bytes that are not valid UTF-8 by themselves are emitted
+  // as they are, so decode(encode(x)) == x for any byte string x.
+  virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const = 0;
+
+  // Number of ids (base vocabulary plus added tokens): every id is < vocab_size().
+  virtual int32_t vocab_size() const = 0;
+  virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
+  virtual std::string id_to_token(int32_t id) const = 0;
+
+  virtual std::optional<int32_t> bos_id() const = 0;
+  virtual std::optional<int32_t> eos_id() const = 0;
+};
+
+// Loads a tokenizer from a folder (tokenizer.json preferred; else tokenizer.model, else
+// encoder.json + vocab.bpe) or from one file (tokenizer.json, *.model, *.tiktoken). Errors name the
+// file and what is wrong with it.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+}  // namespace forma::tok

@@ -1,0 +1,3 @@
+// The one precompiled header of forma_torch: torch.h costs ~20 s per translation unit otherwise.
+#pragma once
+#include <torch/torch.h>
