@@ -29,8 +29,8 @@ std::vector<CommandSetup> registered_commands() {
 int main(int argc, char** argv) {
   CLI::App app{"forma: train, fine-tune, evaluate, run and serve decoder-only language models"};
   app.require_subcommand(1);
-  bool verbose = false;
-  app.add_flag("-v,--verbose", verbose, "debug logging");
+  forma::init_logging();
+  app.add_flag_callback("-v,--verbose", [] { spdlog::set_level(spdlog::level::debug); }, "debug logging");
   for (auto& setup : forma::cli::registered_commands()) setup(app);
   try {
     app.parse(argc, argv);
