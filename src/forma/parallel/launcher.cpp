@@ -1,0 +1,227 @@
+#include "forma/parallel/launcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "forma/core/error.h"
+#include "forma/core/log.h"
+
+namespace forma::parallel {
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal = sig; }
+
+struct Stream {
+  int fd = -1;
+  FILE* sink = nullptr;  // the launcher's stdout or stderr
+  std::string pending;   // bytes after the last newline
+};
+
+struct Worker {
+  int rank = 0;
+  pid_t pid = -1;
+  bool running = true;
+  int status = 0;
+  Stream out, err;
+  std::unique_ptr<std::ofstream> log;
+};
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  return "unknown status";
+}
+
+std::string self_executable() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "forma" : path.string();
+}
+
+// Child side of fork(): wire the pipes, set torchrun's variables, exec the command.
+[[noreturn]] void exec_worker(const LaunchOptions& o, int local_rank, int out_fd, int err_fd) {
+  ::setpgid(0, 0);  // its own process group, so that the whole worker tree can be signalled
+  ::dup2(out_fd, STDOUT_FILENO);
+  ::dup2(err_fd, STDERR_FILENO);
+  int rank = o.node_rank * o.nproc_per_node + local_rank;
+  auto set = [](const char* k, const std::string& v) { ::setenv(k, v.c_str(), 1); };
+  set("RANK", std::to_string(rank));
+  set("WORLD_SIZE", std::to_string(o.nnodes * o.nproc_per_node));
+  set("LOCAL_RANK", std::to_string(local_rank));
+  set("LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node));
+  set("GROUP_RANK", std::to_string(o.node_rank));
+  set("MASTER_ADDR", o.master_addr);
+  set("MASTER_PORT", std::to_string(o.master_port));
+  set("FORMA_LAUNCHED", "1");
+  std::vector<std::string> args = o.command;
+  if (args[0] == "forma") args[0] = self_executable();
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  std::fprintf(stderr, "cannot start %s: %s\n", argv[0], std::strerror(errno));
+  std::_Exit(127);
+}
+
+void emit(Worker& w, Stream& s, const std::string& line) {
+  std::string text = fmt::format("[rank {}] {}\n", w.rank, line);
+  std::fputs(text.c_str(), s.sink);
+  std::fflush(s.sink);
+  if (w.log) *w.log << line << '\n' << std::flush;
+}
+
+// Reads what is available; returns false at end of stream.
+bool drain(Worker& w, Stream& s) {
+  char buf[4096];
+  ssize_t n = ::read(s.fd, buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (n <= 0) {
+    if (!s.pending.empty()) emit(w, s, s.pending);
+    s.pending.clear();
+    ::close(s.fd);
+    s.fd = -1;
+    return false;
+  }
+  s.pending.append(buf, static_cast<size_t>(n));
+  size_t start = 0, nl;
+  while ((nl = s.pending.find('\n', start)) != std::string::npos) {
+    emit(w, s, s.pending.substr(start, nl - start));
+    start = nl + 1;
+  }
+  s.pending.erase(0, start);
+  return true;
+}
+
+void signal_all(std::vector<Worker>& workers, int sig) {
+  for (auto& w : workers)
+    if (w.running) ::kill(-w.pid, sig);
+}
+
+void validate(const LaunchOptions& o) {
+  check(o.nproc_per_node >= 1, "--nproc-per-node must be at least 1, got {}", o.nproc_per_node);
+  check(o.nnodes >= 1, "--nnodes must be at least 1, got {}", o.nnodes);
+  check(o.node_rank >= 0 && o.node_rank < o.nnodes, "--node-rank {} is not in [0, --nnodes={})", o.node_rank, o.nnodes);
+  check(o.master_port > 0 && o.master_port < 65536, "--master-port {} is not a port", o.master_port);
+  check(!o.command.empty(), "no command to launch: put it after --, e.g. forma launch --nproc-per-node 2 -- forma train ...");
+}
+
+}  // namespace
+
+int launch(const LaunchOptions& o) {
+  validate(o);
+  if (!o.log_dir.empty()) std::filesystem::create_directories(o.log_dir);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+
+  std::vector<Worker> workers(static_cast<size_t>(o.nproc_per_node));
+  for (int i = 0; i < o.nproc_per_node; ++i) {
+    Worker& w = workers[static_cast<size_t>(i)];
+    w.rank = o.node_rank * o.nproc_per_node + i;
+    int out_pipe[2], err_pipe[2];
+    check(::pipe2(out_pipe, O_CLOEXEC) == 0 && ::pipe2(err_pipe, O_CLOEXEC) == 0, "pipe: {}", std::strerror(errno));
+    if (!o.log_dir.empty())
+      w.log = std::make_unique<std::ofstream>(fmt::format("{}/rank_{}.log", o.log_dir, w.rank));
+    w.pid = ::fork();
+    check(w.pid >= 0, "fork: {}", std::strerror(errno));
+    if (w.pid == 0) exec_worker(o, i, out_pipe[1], err_pipe[1]);
+    ::setpgid(w.pid, w.pid);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    w.out = {out_pipe[0], stdout, {}};
+    w.err = {err_pipe[0], stderr, {}};
+  }
+  log::info("launched {} worker(s) on node {} of {} (world size {}, master {}:{})", o.nproc_per_node,
+            o.node_rank, o.nnodes, o.nnodes * o.nproc_per_node, o.master_addr, o.master_port);
+
+  const Worker* failed = nullptr;
+  bool forwarded = false;
+  std::chrono::steady_clock::time_point kill_deadline{};
+  bool deadline_set = false;
+  std::optional<std::chrono::steady_clock::time_point> all_exited_at;
+  for (;;) {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<Worker*, Stream*>> owners;
+    for (auto& w : workers)
+      for (Stream* s : {&w.out, &w.err})
+        if (s->fd >= 0) {
+          fds.push_back({s->fd, POLLIN, 0});
+          owners.emplace_back(&w, s);
+        }
+    if (!fds.empty()) {
+      int n = ::poll(fds.data(), fds.size(), 100);
+      for (size_t k = 0; n > 0 && k < fds.size(); ++k)
+        if (fds[k].revents) drain(*owners[k].first, *owners[k].second);
+    } else {
+      ::usleep(50 * 1000);
+    }
+    bool any_running = false;
+    for (auto& w : workers) {
+      if (w.running && ::waitpid(w.pid, &w.status, WNOHANG) == w.pid) {
+        w.running = false;
+        bool ok = WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0;
+        if (!ok && !failed && !forwarded) {
+          failed = &w;
+          log::error("rank {} (pid {}) failed with {}: stopping the other workers", w.rank, w.pid,
+                     describe_status(w.status));
+          signal_all(workers, SIGTERM);
+          kill_deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(o.kill_grace_seconds * 1000));
+          deadline_set = true;
+        }
+      }
+      any_running |= w.running;
+    }
+    if (int sig = g_signal.exchange(0)) {
+      if (!forwarded) {
+        log::warn("launcher got signal {}: forwarding it to the workers (again to kill them)", sig);
+        signal_all(workers, sig);
+        forwarded = true;
+      } else {
+        signal_all(workers, SIGKILL);
+      }
+    }
+    if (deadline_set && std::chrono::steady_clock::now() > kill_deadline) {
+      signal_all(workers, SIGKILL);
+      deadline_set = false;
+    }
+    bool streams_open = false;
+    for (auto& w : workers) streams_open |= (w.out.fd >= 0 || w.err.fd >= 0);
+    if (!any_running) {
+      // Output still in the pipes is read for a moment; a worker's leftover children that keep a
+      // pipe open must not keep the launcher alive.
+      if (!streams_open) break;
+      auto now = std::chrono::steady_clock::now();
+      if (!all_exited_at) all_exited_at = now;
+      if (now - *all_exited_at > std::chrono::seconds(2)) break;
+    }
+  }
+  if (failed) {
+    log::error("run failed: rank {} exited with {}", failed->rank, describe_status(failed->status));
+    return 1;
+  }
+  for (auto& w : workers) {
+    if (!(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0)) {
+      log::error("rank {} exited with {}", w.rank, describe_status(w.status));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace forma::parallel
