@@ -2,6 +2,8 @@
 // collectives of its groups against sums computed by hand from the rank layout.
 #include "forma/parallel/device_mesh.h"
 
+#include "forma/parallel/collectives.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -52,6 +54,21 @@ TEST(MeshWorker, CollectivesOverEachDimension) {
   std::vector<at::Tensor> pp{value.clone()};
   mesh.group(Dim::pp)->allreduce(pp)->wait();  // a group of one: unchanged
   EXPECT_EQ(pp[0][0].item<float>(), env.rank);
+
+  // Collectives in the shapes layers use, checked against the same sums computed locally.
+  namespace fp = forma::parallel;
+  auto mine = torch::arange(8, torch::kFloat32).reshape({2, 4}) * (env.rank + 1);
+  auto gathered = fp::all_gather_cat(mesh.group(Dim::tp), mine, 1);  // [2, 8]: tp rank 0 then 1
+  int peer = env.rank ^ 1;
+  auto lo = torch::arange(8, torch::kFloat32).reshape({2, 4}) * (std::min(env.rank, peer) + 1);
+  auto hi = torch::arange(8, torch::kFloat32).reshape({2, 4}) * (std::max(env.rank, peer) + 1);
+  EXPECT_TRUE(torch::equal(gathered, torch::cat({lo, hi}, 1)));
+  auto scattered = fp::reduce_scatter_sum(mesh.group(Dim::tp), mine, 1);  // [2, 2]
+  EXPECT_TRUE(torch::equal(scattered, (lo + hi).narrow(1, mesh.coord(Dim::tp) * 2, 2)));
+  auto b = torch::full({2}, static_cast<float>(env.rank));
+  fp::broadcast(mesh.group(Dim::dp), b, 1);  // dp rank 1 of rank r's dp group is r | 2
+  EXPECT_EQ(b[0].item<float>(), env.rank | 2);
+  fp::barrier(mesh.world());
 }
 
 TEST(DeviceMesh, FourLaunchedWorkersAgree) {

@@ -1,0 +1,25 @@
+// Collectives over one process group, in the shapes parallel layers want (concatenate along a dim,
+// reduce and keep this rank's slice). They hide what a backend lacks: Gloo in LibTorch 1.13 has no
+// reduce_scatter and no _allgather_base, so those are built from allreduce and allgather there.
+// A group of one rank returns its input (a view or clone): no communication.
+#pragma once
+#include "forma/parallel/device_mesh.h"
+
+namespace forma::parallel {
+
+// In place: every rank ends with the elementwise sum (or mean) over the group.
+void all_reduce_sum(const GroupPtr& group, torch::Tensor& tensor);
+void all_reduce_mean(const GroupPtr& group, torch::Tensor& tensor);
+
+// Concatenation of every rank's `tensor` along `dim`, in rank order. Shapes must agree.
+torch::Tensor all_gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim);
+
+// Sum over the group, then this rank's slice number `rank` of size(dim)/group size along `dim`.
+torch::Tensor reduce_scatter_sum(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim);
+
+// In place: `tensor` takes root's value.
+void broadcast(const GroupPtr& group, torch::Tensor& tensor, int root = 0);
+
+void barrier(const GroupPtr& group);
+
+}  // namespace forma::parallel
