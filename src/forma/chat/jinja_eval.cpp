@@ -1,0 +1,568 @@
+#include "forma/chat/jinja_eval.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <unordered_map>
+
+#include "forma/chat/jinja_builtins.h"
+#include "forma/chat/jinja_parser.h"
+
+namespace forma::chat {
+
+namespace {
+
+// An error that already names its template position; outer expressions pass it through.
+class LocatedError : public Error {
+ public:
+  using Error::Error;
+};
+
+struct Scope {
+  std::unordered_map<std::string, Value> vars;
+  std::shared_ptr<Scope> parent;
+
+  const Value* find(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->parent.get()) {
+      auto it = s->vars.find(name);
+      if (it != s->vars.end()) return &it->second;
+    }
+    return nullptr;
+  }
+};
+using ScopePtr = std::shared_ptr<Scope>;
+
+enum class Flow { Normal, Break, Continue };
+
+constexpr int kMaxCallDepth = 256;  // macros may recurse; a runaway template must not crash us
+
+[[noreturn]] void fail_undefined(const Value& undefined) {
+  const std::string& hint = undefined.as_string();
+  fail("{}", hint.empty() ? "value is undefined" : hint);
+}
+
+std::string describe_type(const Value& v) { return v.type_name() + " object"; }
+
+// ---- Python arithmetic ----
+
+int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+Value arithmetic(const std::string& op, const Value& a, const Value& b) {
+  if (a.is_undefined()) fail_undefined(a);
+  if (b.is_undefined()) fail_undefined(b);
+  bool numbers = a.is_number() && b.is_number();
+  bool floats = numbers && (a.is_float() || b.is_float());
+  auto type_error = [&]() -> Value {
+    if (op == "+" && a.is_string()) fail("can only concatenate str (not \"{}\") to str", b.type_name());
+    fail("unsupported operand type(s) for {}: '{}' and '{}'", op, a.type_name(), b.type_name());
+  };
+  if (op == "+") {
+    if (numbers) return floats ? Value(a.as_double() + b.as_double()) : Value(a.as_int() + b.as_int());
+    if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+    if (a.is_list() && b.is_list()) {
+      ValueList items = a.as_list();
+      items.insert(items.end(), b.as_list().begin(), b.as_list().end());
+      return Value(std::move(items), a.is_tuple());
+    }
+    return type_error();
+  }
+  if (op == "*") {
+    if (numbers) return floats ? Value(a.as_double() * b.as_double()) : Value(a.as_int() * b.as_int());
+    const Value* seq = a.is_number() ? &b : &a;
+    const Value* count = a.is_number() ? &a : &b;
+    if ((count->is_int() || count->is_bool()) && (seq->is_string() || seq->is_list())) {
+      int64_t n = std::max<int64_t>(0, count->as_int());
+      check(n * static_cast<int64_t>(seq->is_string() ? seq->as_string().size() : seq->as_list().size()) < (1 << 26),
+            "repetition result too large");
+      if (seq->is_string()) {
+        std::string out;
+        for (int64_t i = 0; i < n; ++i) out += seq->as_string();
+        return Value(out);
+      }
+      ValueList out;
+      for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->as_list().begin(), seq->as_list().end());
+      return Value(std::move(out));
+    }
+    return type_error();
+  }
+  if (!numbers) {
+    if (op == "%" && a.is_string()) {
+      CallArgs args;
+      if (b.is_tuple()) args.positional = b.as_list();
+      else args.positional.push_back(b);
+      return apply_filter("format", a, args);
+    }
+    return type_error();
+  }
+  if (op == "-") return floats ? Value(a.as_double() - b.as_double()) : Value(a.as_int() - b.as_int());
+  if (op == "/") {
+    check(b.as_double() != 0.0, "division by zero");
+    return Value(a.as_double() / b.as_double());
+  }
+  if (op == "//" || op == "%") {
+    if (floats) {
+      check(b.as_double() != 0.0, "float division by zero");
+      double q = std::floor(a.as_double() / b.as_double());
+      return op == "//" ? Value(q) : Value(a.as_double() - q * b.as_double());
+    }
+    check(b.as_int() != 0, "integer division or modulo by zero");
+    int64_t q = floor_div(a.as_int(), b.as_int());
+    return op == "//" ? Value(q) : Value(a.as_int() - q * b.as_int());
+  }
+  if (op == "**") {
+    if (!floats && b.as_int() >= 0) {
+      int64_t result = 1;
+      for (int64_t i = 0; i < b.as_int() && i < 64; ++i) result *= a.as_int();
+      return Value(result);
+    }
+    return Value(std::pow(a.as_double(), b.as_double()));
+  }
+  fail("unknown operator {}", op);
+}
+
+bool contains(const Value& container, const Value& item) {
+  if (container.is_string()) {
+    check(item.is_string(), "'in <string>' requires string as left operand, not {}", item.type_name());
+    return container.as_string().find(item.as_string()) != std::string::npos;
+  }
+  if (container.is_dict()) {
+    return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
+  }
+  if (container.is_list()) {
+    for (const auto& element : container.as_list()) {
+      if (element.equals(item)) return true;
+    }
+    return false;
+  }
+  if (container.is_undefined()) return false;
+  fail("argument of type '{}' is not iterable", container.type_name());
+}
+
+bool compare(const std::string& op, const Value& a, const Value& b) {
+  if (op == "==") return a.equals(b);
+  if (op == "!=") return !a.equals(b);
+  if (op == "in") return contains(b, a);
+  if (op == "notin") return !contains(b, a);
+  if (a.is_undefined()) fail_undefined(a);
+  if (b.is_undefined()) fail_undefined(b);
+  if (op == "<") return a.less_than(b);
+  if (op == ">") return b.less_than(a);
+  if (op == "<=") return a.less_than(b) || a.equals(b);
+  if (op == ">=") return b.less_than(a) || a.equals(b);
+  fail("unknown comparison {}", op);
+}
+
+// Python slice semantics for list and str (by code point).
+Value slice(const Value& object, const Value* start, const Value* stop, const Value* step) {
+  if (object.is_undefined()) fail_undefined(object);
+  std::vector<std::string> chars;
+  const ValueList* list = nullptr;
+  if (object.is_string()) chars = utf8_code_points(object.as_string());
+  else if (object.is_list()) list = &object.as_list();
+  else fail("'{}' object is not subscriptable", object.type_name());
+  int64_t n = static_cast<int64_t>(list ? list->size() : chars.size());
+  int64_t s = (step && !step->is_none()) ? step->as_int() : 1;
+  check(s != 0, "slice step cannot be zero");
+  auto bound = [&](const Value* v, int64_t fallback) {
+    if (!v || v->is_none()) return fallback;
+    int64_t i = v->as_int();
+    if (i < 0) i += n;
+    if (s > 0) return std::clamp<int64_t>(i, 0, n);
+    return std::clamp<int64_t>(i, -1, n - 1);
+  };
+  int64_t begin = bound(start, s > 0 ? 0 : n - 1);
+  int64_t end = bound(stop, s > 0 ? n : -1);
+  ValueList items;
+  std::string text;
+  for (int64_t i = begin; s > 0 ? i < end : i > end; i += s) {
+    if (list) items.push_back((*list)[static_cast<size_t>(i)]);
+    else text += chars[static_cast<size_t>(i)];
+  }
+  return list ? Value(std::move(items), object.is_tuple()) : Value(std::move(text));
+}
+
+Value get_attribute(const Value& object, const std::string& name) {
+  if (object.is_undefined()) fail_undefined(object);
+  if (object.is_dict()) {
+    if (!object.as_dict().is_namespace) {
+      Value method = bound_method(object, name);
+      if (!method.is_undefined()) return method;
+    }
+    if (const Value* found = object.as_dict().find(name)) return *found;
+    return Value::undefined(fmt::format("'{}' has no attribute '{}'", describe_type(object), name));
+  }
+  Value method = bound_method(object, name);
+  if (!method.is_undefined()) return method;
+  return Value::undefined(fmt::format("'{}' has no attribute '{}'", describe_type(object), name));
+}
+
+Value get_item(const Value& object, const Value& key) {
+  if (object.is_undefined()) fail_undefined(object);
+  if (object.is_dict() && key.is_string()) {
+    if (const Value* found = object.as_dict().find(key.as_string())) return *found;
+    return get_attribute(object, key.as_string());
+  }
+  if ((object.is_list() || object.is_string()) && (key.is_int() || key.is_bool())) {
+    int64_t i = key.as_int();
+    if (object.is_list()) {
+      int64_t n = static_cast<int64_t>(object.as_list().size());
+      if (i < 0) i += n;
+      if (i >= 0 && i < n) return object.as_list()[static_cast<size_t>(i)];
+    } else {
+      auto chars = utf8_code_points(object.as_string());
+      int64_t n = static_cast<int64_t>(chars.size());
+      if (i < 0) i += n;
+      if (i >= 0 && i < n) return Value(chars[static_cast<size_t>(i)]);
+    }
+    return Value::undefined(fmt::format("{} has no element {}", describe_type(object), key.as_int()));
+  }
+  if (key.is_string()) return get_attribute(object, key.as_string());
+  return Value::undefined(fmt::format("{} has no element {}", describe_type(object), key.repr()));
+}
+
+}  // namespace
+
+// Walks the tree for one render call.
+class Renderer {
+ public:
+  explicit Renderer(ScopePtr root) : root_(std::move(root)) {}
+
+  Flow exec(const Body& body, const ScopePtr& scope, std::string& out) {
+    for (const auto& stmt : body) {
+      Flow flow = exec(*stmt, scope, out);
+      if (flow != Flow::Normal) return flow;
+    }
+    return Flow::Normal;
+  }
+
+  Value eval(const Expr& expr, const ScopePtr& scope) {
+    try {
+      return eval_unlocated(expr, scope);
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const TemplateRaisedError&) {
+      throw;
+    } catch (const Error& error) {
+      throw LocatedError(fmt::format("chat template line {}, column {}: {}", expr.line, expr.column, error.what()));
+    }
+  }
+
+ private:
+  ScopePtr root_;
+  int call_depth_ = 0;
+
+  Flow exec(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
+    switch (stmt.kind) {
+      case Stmt::Kind::Text: out += stmt.text; return Flow::Normal;
+      case Stmt::Kind::Output: out += eval(*stmt.exprs[0], scope).str(); return Flow::Normal;
+      case Stmt::Kind::If:
+        for (size_t i = 0; i < stmt.exprs.size(); ++i) {
+          if (eval(*stmt.exprs[i], scope).truthy()) return exec(stmt.bodies[i], scope, out);
+        }
+        if (stmt.bodies.size() > stmt.exprs.size()) return exec(stmt.bodies.back(), scope, out);
+        return Flow::Normal;
+      case Stmt::Kind::For: exec_for(stmt, scope, out); return Flow::Normal;
+      case Stmt::Kind::Set: exec_set(stmt, scope); return Flow::Normal;
+      case Stmt::Kind::SetBlock: {
+        std::string text;
+        exec(stmt.bodies[0], scope, text);
+        Value value(text);
+        if (stmt.exprs[0]) value = eval_filter(*stmt.exprs[0], scope, &value);
+        scope->vars[stmt.targets[0]] = value;
+        return Flow::Normal;
+      }
+      case Stmt::Kind::Macro: scope->vars[stmt.name] = make_macro(stmt, scope); return Flow::Normal;
+      case Stmt::Kind::CallBlock: out += exec_call_block(stmt, scope).str(); return Flow::Normal;
+      case Stmt::Kind::FilterBlock: {
+        std::string text;
+        exec(stmt.bodies[0], scope, text);
+        Value input(text);
+        out += eval_filter(*stmt.exprs[0], scope, &input).str();
+        return Flow::Normal;
+      }
+      case Stmt::Kind::Break: return Flow::Break;
+      case Stmt::Kind::Continue: return Flow::Continue;
+      case Stmt::Kind::Scope: return exec(stmt.bodies[0], scope, out);
+    }
+    return Flow::Normal;
+  }
+
+  static void bind_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope) {
+    if (targets.size() == 1) {
+      scope.vars[targets[0]] = value;
+      return;
+    }
+    check(value.is_list(), "cannot unpack non-sequence {}", value.type_name());
+    const auto& items = value.as_list();
+    check(items.size() == targets.size(), "{} values to unpack (expected {}, got {})",
+          items.size() > targets.size() ? "too many" : "not enough", targets.size(), items.size());
+    for (size_t i = 0; i < targets.size(); ++i) scope.vars[targets[i]] = items[i];
+  }
+
+  void exec_for(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
+    ValueList items;
+    try {
+      items = iterate(eval(*stmt.exprs[0], scope));
+      if (stmt.exprs[1]) {  // `for x in xs if cond`: filter first, so loop.* counts kept items
+        ValueList kept;
+        for (auto& item : items) {
+          auto probe = std::make_shared<Scope>();
+          probe->parent = scope;
+          bind_targets(stmt.targets, item, *probe);
+          if (eval(*stmt.exprs[1], probe).truthy()) kept.push_back(std::move(item));
+        }
+        items = std::move(kept);
+      }
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const TemplateRaisedError&) {
+      throw;
+    } catch (const Error& error) {
+      throw LocatedError(fmt::format("chat template line {}, column {}: {}", stmt.line, stmt.column, error.what()));
+    }
+    if (items.empty()) {
+      if (stmt.bodies.size() > 1) exec(stmt.bodies[1], scope, out);
+      return;
+    }
+    const int64_t n = static_cast<int64_t>(items.size());
+    for (int64_t i = 0; i < n; ++i) {
+      auto iteration = std::make_shared<Scope>();
+      iteration->parent = scope;
+      bind_targets(stmt.targets, items[static_cast<size_t>(i)], *iteration);
+      iteration->vars["loop"] = loop_object(items, i);
+      if (exec(stmt.bodies[0], iteration, out) == Flow::Break) break;
+    }
+  }
+
+  static Value loop_object(const ValueList& items, int64_t i) {
+    const int64_t n = static_cast<int64_t>(items.size());
+    ValueDict loop;
+    loop.is_namespace = true;  // attribute access only: loop.index, not dict methods
+    loop.set("index", Value(i + 1));
+    loop.set("index0", Value(i));
+    loop.set("revindex", Value(n - i));
+    loop.set("revindex0", Value(n - i - 1));
+    loop.set("first", Value(i == 0));
+    loop.set("last", Value(i == n - 1));
+    loop.set("length", Value(n));
+    loop.set("depth", Value(int64_t{1}));
+    loop.set("depth0", Value(int64_t{0}));
+    loop.set("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
+    loop.set("nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
+    loop.set("cycle", Value::function("loop.cycle", [i](const CallArgs& args) {
+      check(!args.positional.empty(), "no items for cycling given");
+      return args.positional[static_cast<size_t>(i) % args.positional.size()];
+    }));
+    return Value(std::move(loop));
+  }
+
+  void exec_set(const Stmt& stmt, const ScopePtr& scope) {
+    Value value = eval(*stmt.exprs[0], scope);
+    if (stmt.attribute.empty()) {
+      try {
+        bind_targets(stmt.targets, value, *scope);
+      } catch (const Error& error) {
+        throw LocatedError(fmt::format("chat template line {}, column {}: {}", stmt.line, stmt.column, error.what()));
+      }
+      return;
+    }
+    const Value* target = scope->find(stmt.targets[0]);
+    if (!target || !target->is_dict() || !target->as_dict().is_namespace) {
+      throw LocatedError(fmt::format("chat template line {}, column {}: cannot assign attribute on non-namespace object '{}'",
+                                     stmt.line, stmt.column, stmt.targets[0]));
+    }
+    const_cast<Value*>(target)->mutable_dict().set(stmt.attribute, std::move(value));
+  }
+
+  Value make_macro(const Stmt& stmt, const ScopePtr& definition_scope) {
+    const Stmt* macro = &stmt;
+    std::weak_ptr<Scope> weak_scope = definition_scope;
+    return Value::function(stmt.name, [this, macro, weak_scope](const CallArgs& args) {
+      ScopePtr parent = weak_scope.lock();
+      check(parent != nullptr, "macro '{}' called after its scope ended", macro->name);
+      check(call_depth_ < kMaxCallDepth, "macro calls nested deeper than {}", kMaxCallDepth);
+      auto scope = std::make_shared<Scope>();
+      scope->parent = parent;
+      check(args.positional.size() <= macro->targets.size(), "macro '{}' takes not more than {} argument(s)",
+            macro->name, macro->targets.size());
+      for (size_t i = 0; i < macro->targets.size(); ++i) {
+        const Value* given = args.get(i, macro->targets[i]);
+        if (given) scope->vars[macro->targets[i]] = *given;
+        else if (macro->exprs[i]) scope->vars[macro->targets[i]] = eval(*macro->exprs[i], scope);
+        else scope->vars[macro->targets[i]] = Value::undefined(fmt::format("parameter '{}' was not provided", macro->targets[i]));
+      }
+      for (const auto& [key, value] : args.keyword) {
+        bool known = std::find(macro->targets.begin(), macro->targets.end(), key) != macro->targets.end();
+        check(known || key == "caller", "macro '{}' has no argument named '{}'", macro->name, key);
+        if (!known) scope->vars[key] = value;
+      }
+      std::string out;
+      ++call_depth_;
+      try {
+        exec(macro->bodies[0], scope, out);
+      } catch (...) {
+        --call_depth_;
+        throw;
+      }
+      --call_depth_;
+      return Value(out);
+    });
+  }
+
+  Value exec_call_block(const Stmt& stmt, const ScopePtr& scope) {
+    const Stmt* block = &stmt;
+    ScopePtr captured = scope;
+    Value caller = Value::function("caller", [this, block, captured](const CallArgs&) {
+      std::string out;
+      auto inner = std::make_shared<Scope>();
+      inner->parent = captured;
+      exec(block->bodies[0], inner, out);
+      return Value(out);
+    });
+    const Expr& call = *stmt.exprs[0];
+    CallArgs args = eval_args(call, scope);
+    args.keyword.emplace_back("caller", caller);
+    return call_value(eval(*call.args[0], scope), args, call);
+  }
+
+  CallArgs eval_args(const Expr& call, const ScopePtr& scope) {
+    CallArgs args;
+    for (size_t i = 1; i < call.args.size(); ++i) args.positional.push_back(eval(*call.args[i], scope));
+    for (const auto& [key, value] : call.kwargs) args.keyword.emplace_back(key, eval(*value, scope));
+    return args;
+  }
+
+  Value call_value(const Value& callee, const CallArgs& args, const Expr& where) {
+    if (callee.is_undefined()) fail_undefined(callee);
+    if (!callee.is_function()) fail("'{}' object is not callable", callee.type_name());
+    try {
+      return callee.as_function()(args);
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const TemplateRaisedError&) {
+      throw;
+    } catch (const Error& error) {
+      throw LocatedError(fmt::format("chat template line {}, column {}: {}", where.line, where.column, error.what()));
+    }
+  }
+
+  // A filter chain; in {% filter %} and block sets the innermost object is `block_input`.
+  Value eval_filter(const Expr& expr, const ScopePtr& scope, const Value* block_input) {
+    Value input;
+    if (expr.args[0]) {
+      input = expr.args[0]->kind == Expr::Kind::Filter ? eval_filter(*expr.args[0], scope, block_input)
+                                                       : eval(*expr.args[0], scope);
+    } else {
+      input = *block_input;
+    }
+    CallArgs args = eval_args(expr, scope);
+    try {
+      return apply_filter(expr.name, input, args);
+    } catch (const TemplateRaisedError&) {
+      throw;
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const Error& error) {
+      throw LocatedError(fmt::format("chat template line {}, column {}: {}", expr.line, expr.column, error.what()));
+    }
+  }
+
+  Value eval_unlocated(const Expr& expr, const ScopePtr& scope) {
+    switch (expr.kind) {
+      case Expr::Kind::Literal: return expr.literal;
+      case Expr::Kind::Name: {
+        if (const Value* found = scope->find(expr.name)) return *found;
+        return Value::undefined(fmt::format("'{}' is undefined", expr.name));
+      }
+      case Expr::Kind::List:
+      case Expr::Kind::Tuple: {
+        ValueList items;
+        for (const auto& item : expr.args) items.push_back(eval(*item, scope));
+        return Value(std::move(items), expr.kind == Expr::Kind::Tuple);
+      }
+      case Expr::Kind::Dict: {
+        ValueDict dict;
+        for (size_t i = 0; i + 1 < expr.args.size(); i += 2) {
+          Value key = eval(*expr.args[i], scope);
+          dict.set(key.is_string() ? key.as_string() : key.str(), eval(*expr.args[i + 1], scope));
+        }
+        return Value(std::move(dict));
+      }
+      case Expr::Kind::Attr: return get_attribute(eval(*expr.args[0], scope), expr.name);
+      case Expr::Kind::Index: return get_item(eval(*expr.args[0], scope), eval(*expr.args[1], scope));
+      case Expr::Kind::Slice: {
+        Value object = eval(*expr.args[0], scope);
+        Value parts[3];
+        for (int i = 0; i < 3; ++i) parts[i] = expr.args[i + 1] ? eval(*expr.args[i + 1], scope) : Value::none();
+        return slice(object, &parts[0], &parts[1], &parts[2]);
+      }
+      case Expr::Kind::Call: return call_value(eval(*expr.args[0], scope), eval_args(expr, scope), expr);
+      case Expr::Kind::Filter: return eval_filter(expr, scope, nullptr);
+      case Expr::Kind::Test: {
+        Value input = eval(*expr.args[0], scope);
+        bool result = apply_test(expr.name, input, eval_args(expr, scope));
+        return Value(expr.negated ? !result : result);
+      }
+      case Expr::Kind::Neg:
+      case Expr::Kind::Pos: {
+        Value v = eval(*expr.args[0], scope);
+        if (v.is_undefined()) fail_undefined(v);
+        check(v.is_number(), "bad operand type for unary {}: '{}'", expr.kind == Expr::Kind::Neg ? "-" : "+", v.type_name());
+        if (expr.kind == Expr::Kind::Pos) return v.is_bool() ? Value(v.as_int()) : v;
+        return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
+      }
+      case Expr::Kind::Not: return Value(!eval(*expr.args[0], scope).truthy());
+      case Expr::Kind::And: {
+        Value left = eval(*expr.args[0], scope);
+        return left.truthy() ? eval(*expr.args[1], scope) : left;
+      }
+      case Expr::Kind::Or: {
+        Value left = eval(*expr.args[0], scope);
+        return left.truthy() ? left : eval(*expr.args[1], scope);
+      }
+      case Expr::Kind::Binary: {
+        Value left = eval(*expr.args[0], scope);
+        Value right = eval(*expr.args[1], scope);
+        if (expr.name == "~") return Value(left.str() + right.str());
+        return arithmetic(expr.name, left, right);
+      }
+      case Expr::Kind::Compare: {
+        Value left = eval(*expr.args[0], scope);
+        for (size_t i = 0; i < expr.ops.size(); ++i) {
+          Value right = eval(*expr.args[i + 1], scope);
+          if (!compare(expr.ops[i], left, right)) return Value(false);
+          left = std::move(right);
+        }
+        return Value(true);
+      }
+      case Expr::Kind::Cond: {
+        if (eval(*expr.args[1], scope).truthy()) return eval(*expr.args[0], scope);
+        if (expr.args[2]) return eval(*expr.args[2], scope);
+        return Value::undefined("the inline if-expression evaluated to false and no else section was defined");
+      }
+    }
+    return Value();
+  }
+};
+
+JinjaTemplate::JinjaTemplate(const std::string& source)
+    : body_(std::make_shared<const Body>(parse_template(source))) {}
+
+std::string JinjaTemplate::render(const nlohmann::ordered_json& context) const {
+  check(context.is_object(), "chat template context must be a JSON object");
+  auto globals = std::make_shared<Scope>();
+  for (auto& [name, value] : builtin_globals().entries) globals->vars[name] = value;
+  auto root = std::make_shared<Scope>();
+  root->parent = globals;
+  for (const auto& [key, value] : context.items()) root->vars[key] = Value::from_json(value);
+  Renderer renderer(root);
+  std::string out;
+  renderer.exec(*body_, root, out);
+  return out;
+}
+
+}  // namespace forma::chat
