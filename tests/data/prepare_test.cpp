@@ -196,3 +196,21 @@ TEST(Prepare, NoDocumentsOrMissingInputIsAnError) {
   message = prepare_error({forma::test::scratch_dir() + "/absent.txt"});
   EXPECT_NE(message.find("absent.txt"), std::string::npos) << message;
 }
+
+TEST(Prepare, OutputDoesNotDependOnThreadCount) {
+  forma::test::ByteTokenizer tok;
+  std::string jsonl;
+  for (int i = 0; i < 3000; ++i) jsonl += "{\"text\": \"document " + std::string(static_cast<size_t>(i % 700), 'x') + "\"}\n";
+  auto in = write_input("many.jsonl", jsonl);  // ~1 MiB of text: more than one batch
+  PrepareOptions options;
+  options.threads = 1;
+  auto one = prepare_dataset({in}, tok, out_prefix(), options);
+  std::string idx = forma::read_file(out_prefix() + ".idx"), bin = forma::read_file(out_prefix() + ".bin");
+  options.threads = 3;
+  auto three = prepare_dataset({in}, tok, out_prefix(), options);
+  EXPECT_EQ(one.documents, 3000);
+  EXPECT_EQ(three.tokens, one.tokens);
+  EXPECT_EQ(forma::read_file(out_prefix() + ".idx"), idx);
+  EXPECT_EQ(forma::read_file(out_prefix() + ".bin"), bin);
+  EXPECT_EQ(documents_of(out_prefix())[2999], "document " + std::string(2999 % 700, 'x'));
+}

@@ -1,6 +1,8 @@
 #include "forma/data/prepare.h"
 
+#include <exception>
 #include <filesystem>
+#include <thread>
 
 #include "forma/core/error.h"
 #include "forma/core/log.h"
@@ -11,6 +13,58 @@ namespace forma::data {
 namespace {
 
 constexpr size_t kSkipExamples = 5;
+constexpr size_t kBatchBytes = 1 << 20;
+
+// Collects documents into batches of about 1 MiB, encodes a batch on several threads and writes
+// its documents in input order, so the output does not depend on the thread count.
+class BatchEncoder {
+ public:
+  BatchEncoder(const tok::Tokenizer& tokenizer, const PrepareOptions& options, IndexedDatasetWriter& writer)
+      : tokenizer_(tokenizer), options_(options), writer_(writer), eos_(tokenizer.eos_id()) {
+    unsigned cores = std::thread::hardware_concurrency();
+    threads_ = options.threads > 0 ? options.threads : static_cast<int>(cores > 0 ? cores : 1);
+  }
+
+  void add(std::string_view text) {
+    texts_.emplace_back(text);
+    bytes_ += text.size();
+    if (bytes_ >= kBatchBytes) flush();
+  }
+
+  void flush() {
+    std::vector<std::vector<int32_t>> ids(texts_.size());
+    const auto workers = static_cast<size_t>(std::min<size_t>(static_cast<size_t>(threads_), texts_.size()));
+    std::vector<std::exception_ptr> errors(workers);
+    auto encode_share = [&](size_t worker) {
+      try {
+        for (size_t i = worker; i < texts_.size(); i += workers) {
+          ids[i] = tokenizer_.encode(texts_[i], options_.add_special_tokens);
+          if (options_.append_eos) ids[i].push_back(*eos_);
+        }
+      } catch (...) {
+        errors[worker] = std::current_exception();
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t w = 1; w < workers; ++w) pool.emplace_back(encode_share, w);
+    if (workers > 0) encode_share(0);
+    for (auto& thread : pool) thread.join();
+    for (auto& error : errors)
+      if (error) std::rethrow_exception(error);
+    for (const auto& doc : ids) writer_.add_document(doc);
+    texts_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  const tok::Tokenizer& tokenizer_;
+  const PrepareOptions& options_;
+  IndexedDatasetWriter& writer_;
+  std::optional<int32_t> eos_;
+  int threads_ = 1;
+  std::vector<std::string> texts_;
+  size_t bytes_ = 0;
+};
 
 int64_t total_input_bytes(const std::vector<std::string>& inputs) {
   int64_t total = 0;
@@ -43,13 +97,9 @@ PrepareStats prepare_dataset(const std::vector<std::string>& inputs, const tok::
   ReaderOptions reader{options.format, options.field, options.split_paragraphs, options.skip_bad};
 
   int64_t bytes_before = 0;  // input bytes of the files already read
-  std::vector<int32_t> ids;
+  BatchEncoder encoder(tokenizer, options, writer);
   DocumentSink sink;
-  sink.on_document = [&](std::string_view text, int64_t) {
-    ids = tokenizer.encode(text, options.add_special_tokens);
-    if (options.append_eos) ids.push_back(*eos);
-    writer.add_document(ids);
-  };
+  sink.on_document = [&](std::string_view text, int64_t) { encoder.add(text); };
   sink.on_skipped = [&](const std::string& message) {
     if (stats.skipped_examples.size() < kSkipExamples) stats.skipped_examples.push_back(message);
     ++stats.skipped;
@@ -63,6 +113,7 @@ PrepareStats prepare_dataset(const std::vector<std::string>& inputs, const tok::
     bytes_before += static_cast<int64_t>(std::filesystem::file_size(path));
     ++stats.files;
   }
+  encoder.flush();
   check(writer.documents() > 0, "prepare: the inputs hold no documents ({} skipped as malformed)",
         stats.skipped);
   writer.finish();

@@ -19,6 +19,8 @@ struct PrepareOptions {
   bool skip_bad = false;            // skip and count malformed records instead of failing
   bool add_special_tokens = false;  // tokenizer post-processing per document (e.g. Llama's BOS)
   bool append_eos = true;           // EOS after each document (documents stay apart when packed)
+  int threads = 0;                  // encoding threads; 0 = one per core. Needs a tokenizer whose
+                                    // encode() may run concurrently (forma's tokenizers are const)
 };
 
 struct PrepareStats {
