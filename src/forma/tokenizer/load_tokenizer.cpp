@@ -1,0 +1,41 @@
+// load_tokenizer: picks the reader from the files present.
+#include <filesystem>
+
+#include "forma/core/error.h"
+#include "forma/tokenizer/hf_tokenizer.h"
+#include "forma/tokenizer/sentencepiece_tokenizer.h"
+#include "forma/tokenizer/tiktoken.h"
+#include "forma/tokenizer/tokenizer.h"
+
+namespace forma::tok {
+
+namespace fs = std::filesystem;
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  check(fs::exists(path), "{}: no such file or folder", path);
+  if (fs::is_directory(path)) {
+    fs::path dir(path);
+    if (fs::exists(dir / "tokenizer.json")) return load_hf_tokenizer((dir / "tokenizer.json").string());
+    if (fs::exists(dir / "tokenizer.model")) return load_sentencepiece((dir / "tokenizer.model").string());
+    if (fs::exists(dir / "encoder.json") && fs::exists(dir / "vocab.bpe"))
+      return load_gpt2_tokenizer((dir / "encoder.json").string(), (dir / "vocab.bpe").string());
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.path().extension() == ".tiktoken") return load_tiktoken(entry.path().string());
+    fail("{}: no tokenizer found (expected tokenizer.json, tokenizer.model, encoder.json + vocab.bpe, or *.tiktoken)",
+         path);
+  }
+  fs::path file(path);
+  std::string ext = file.extension().string();
+  if (ext == ".json") {
+    if (file.filename() == "encoder.json" && fs::exists(file.parent_path() / "vocab.bpe"))
+      return load_gpt2_tokenizer(path, (file.parent_path() / "vocab.bpe").string());
+    return load_hf_tokenizer(path);
+  }
+  if (ext == ".model") return load_sentencepiece(path);
+  if (ext == ".tiktoken") return load_tiktoken(path);
+  if (file.filename() == "vocab.bpe" && fs::exists(file.parent_path() / "encoder.json"))
+    return load_gpt2_tokenizer((file.parent_path() / "encoder.json").string(), path);
+  fail("{}: unknown tokenizer file type (expected tokenizer.json, *.model, *.tiktoken, encoder.json/vocab.bpe)", path);
+}
+
+}  // namespace forma::tok
