@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "forma/core/error.h"
@@ -51,6 +52,17 @@ class Reader {
     if (sink_.on_progress) sink_.on_progress(offset + (file_.size() - text_.size()));
   }
 
+  // 1-based line of byte `offset`. Records are visited in file order, so a cursor that moves
+  // forward keeps this linear in the file size (counting from the start each time was quadratic).
+  int64_t line_at(size_t offset) {
+    offset = std::min(offset, text_.size());
+    if (offset < cursor_offset_) cursor_offset_ = 0, cursor_line_ = 1;
+    cursor_line_ += std::count(text_.begin() + static_cast<std::ptrdiff_t>(cursor_offset_),
+                               text_.begin() + static_cast<std::ptrdiff_t>(offset), '\n');
+    cursor_offset_ = offset;
+    return cursor_line_;
+  }
+
   // A malformed record: an error, or with skip_bad a counted skip.
   void bad(int64_t line, const std::string& what) {
     std::string message = fmt::format("{}:{}: {}", path_, line, what);
@@ -62,11 +74,11 @@ class Reader {
   void emit_text(std::string_view doc, size_t begin) {
     size_t bad_byte = find_invalid_utf8(doc);
     if (bad_byte != std::string_view::npos) {
-      bad(line_of_offset(text_, begin + bad_byte),
+      bad(line_at(begin + bad_byte),
           fmt::format("invalid UTF-8 (byte 0x{:02X})", static_cast<unsigned char>(doc[bad_byte])));
       return;
     }
-    if (!doc.empty()) sink_.on_document(doc, line_of_offset(text_, begin));
+    if (!doc.empty()) sink_.on_document(doc, line_at(begin));
   }
 
   void read_whole() { emit_text(text_, 0); }
@@ -114,13 +126,13 @@ class Reader {
   void read_json_array() {
     size_t pos = skip_blanks(0);
     check(pos < text_.size() && text_[pos] == '[', "{}:{}: a JSON array file must start with '['",
-          path_, line_of_offset(text_, pos));
+          path_, line_at(pos));
     ++pos;
     int64_t index = 0;
     for (;;) {
       const size_t separator = pos - 1;  // the '[' or ',' before this element
       pos = skip_blanks(pos);
-      check(pos < text_.size(), "{}:{}: unterminated JSON array", path_, line_of_offset(text_, pos));
+      check(pos < text_.size(), "{}:{}: unterminated JSON array", path_, line_at(pos));
       if (index == 0 && text_[pos] == ']') {
         ++pos;
         break;
@@ -129,12 +141,11 @@ class Reader {
       pos = element_end(pos);
       std::string_view element = text_.substr(begin, pos - begin);
       while (!element.empty() && is_blank(element.back())) element.remove_suffix(1);
-      int64_t line = line_of_offset(text_, begin);
       if (element.empty()) {
-        bad(line_of_offset(text_, separator),
+        bad(line_at(separator),
             fmt::format("element {} of the JSON array is empty (stray comma?)", index));
       } else {
-        emit_json(element, line, fmt::format("element {}", index));
+        emit_json(element, line_at(begin), fmt::format("element {}", index));
       }
       ++index;
       progress(pos);
@@ -142,7 +153,7 @@ class Reader {
     }
     pos = skip_blanks(pos);
     check(pos == text_.size(), "{}:{}: unexpected text after the JSON array", path_,
-          line_of_offset(text_, pos));
+          line_at(pos));
   }
 
   size_t skip_blanks(size_t pos) const {
@@ -151,7 +162,7 @@ class Reader {
   }
 
   // Offset of the ',' or ']' that ends the element starting at `pos`.
-  size_t element_end(size_t pos) const {
+  size_t element_end(size_t pos) {
     const size_t start = pos;
     int depth = 0;
     bool in_string = false;
@@ -175,7 +186,7 @@ class Reader {
       }
     }
     fail("{}:{}: unterminated JSON array (brackets or quotes of the element starting here do not "
-         "close)", path_, line_of_offset(text_, start));
+         "close)", path_, line_at(start));
   }
 
   void emit_json(std::string_view record, int64_t line, const std::string& where) {
@@ -217,6 +228,8 @@ class Reader {
   const DocumentSink& sink_;
   MappedFile file_;
   std::string_view text_;
+  size_t cursor_offset_ = 0;
+  int64_t cursor_line_ = 1;
 };
 
 }  // namespace
