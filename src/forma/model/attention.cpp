@@ -1,0 +1,65 @@
+#include "forma/model/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "forma/core/error.h"
+#include "forma/model/module_call.h"
+
+namespace forma {
+
+torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const torch::Device& device) {
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  torch::Tensor i = torch::arange(start, start + count, opts).unsqueeze(1);  // [T, 1]
+  torch::Tensor j = torch::arange(0, start + count, opts).unsqueeze(0);      // [1, S]
+  torch::Tensor allowed = j <= i;
+  if (window > 0) allowed = allowed.logical_and(j > i - window);
+  torch::Tensor mask = torch::zeros({count, start + count}, torch::TensorOptions().device(device));
+  return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
+    : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope) {
+  using torch::nn::Linear;
+  using torch::nn::LinearOptions;
+  const int64_t q_width = c.num_attention_heads * c.head_dim;
+  const int64_t kv_width = c.num_key_value_heads * c.head_dim;
+  const bool qkv_bias = arch.qkv_bias(c);
+  register_module("q_proj", Linear(LinearOptions(c.hidden_size, q_width).bias(qkv_bias)));
+  register_module("k_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
+  register_module("v_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
+  register_module("o_proj", Linear(LinearOptions(q_width, c.hidden_size).bias(arch.o_bias(c))));
+}
+
+torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor& x) {
+  torch::Tensor y = call_child(*this, name, x);  // [B, T, H*D]
+  const int64_t heads = y.size(-1) / head_dim_;
+  return y.view({x.size(0), x.size(1), heads, head_dim_}).transpose(1, 2);  // [B, H, T, D]
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
+  torch::Tensor q = project_heads("q_proj", x);
+  torch::Tensor k = project_heads("k_proj", x);
+  torch::Tensor v = project_heads("v_proj", x);
+  if (rope_) {
+    q = apply_rope(q, inputs.rope);
+    k = apply_rope(k, inputs.rope);
+  }
+  if (inputs.cache) std::tie(k, v) = inputs.cache->update(layer_index_, k, v);  // [B, Hkv, S, D]
+  const int64_t q_heads = q.size(1), kv_heads = k.size(1);
+  check(q_heads % kv_heads == 0, "attention layer {}: {} query heads for {} kv heads", layer_index_,
+        q_heads, kv_heads);
+  if (kv_heads != q_heads) {
+    // GQA/MQA: query head h reads kv head h / (q_heads / kv_heads), as HF's repeat_kv.
+    k = k.repeat_interleave(q_heads / kv_heads, 1);
+    v = v.repeat_interleave(q_heads / kv_heads, 1);
+  }
+  torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
+  scores = scores + inputs.mask.to(scores.scalar_type());                          // [B, H, T, S]
+  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+  torch::Tensor out = torch::matmul(probs, v);                                     // [B, H, T, D]
+  out = out.transpose(1, 2).reshape({x.size(0), x.size(1), q_heads * head_dim_});  // [B, T, H*D]
+  return call_child(*this, "o_proj", out);
+}
+
+}  // namespace forma

@@ -1,0 +1,133 @@
+#include "forma/model/causal_lm.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "forma/core/error.h"
+#include "forma/model/decoder_layer.h"
+#include "forma/model/mlp.h"
+#include "forma/model/module_call.h"
+#include "forma/model/recompute.h"
+#include "forma/model/rope.h"
+
+namespace forma {
+
+TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&architecture_for(c)) {
+  register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  if (arch_->position == PositionKind::Learned) {
+    register_module("embed_positions", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  } else {
+    inv_freq_ = rope_inv_freq(c);
+  }
+  layers_ = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(DecoderLayer(c, *arch_, i));
+  register_module("norm", Norm(arch_->norm, c.hidden_size, c.norm_eps));
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
+                                       std::vector<torch::Tensor>* hidden_states) {
+  check(input_ids.dim() == 2, "input_ids must be [B, T], got {} dimensions", input_ids.dim());
+  const int64_t start = cache ? cache->length() : 0;
+  const int64_t count = input_ids.size(1);
+  check(arch_->position == PositionKind::Rope || start + count <= config_.max_position_embeddings,
+        "sequence of {} positions exceeds max_position_embeddings {} of a learned-position model",
+        start + count, config_.max_position_embeddings);
+  torch::Tensor x = call_child(*this, "embed_tokens", input_ids);  // [B, T, C]
+  LayerInputs inputs;
+  if (arch_->position == PositionKind::Learned) {
+    torch::Tensor positions = torch::arange(start, start + count, input_ids.options());
+    x = x + call_child(*this, "embed_positions", positions);
+  } else {
+    if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
+    inputs.rope = rope_tables(inv_freq_, start, count);
+  }
+  inputs.mask = causal_mask(start, count, config_.effective_sliding_window(), x.device());
+  inputs.cache = cache;
+  if (hidden_states) hidden_states->assign(1, x);
+  router_logits_.clear();
+  const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    auto& layer = *layers_[i]->as<DecoderLayerImpl>();
+    LayerOutput out = recompute ? recomputed_layer_forward(layer, x, inputs) : layer.forward(x, inputs);
+    x = out.hidden;
+    if (out.router_logits.defined()) router_logits_.push_back(out.router_logits);
+    if (hidden_states) hidden_states->push_back(x);
+  }
+  if (cache) cache->advance(count);
+  x = named_children()["norm"]->as<NormImpl>()->forward(x);
+  if (hidden_states) hidden_states->back() = x;  // HF: the last entry is after the final norm
+  return x;
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
+  model_ = register_module("model", Transformer(c));
+  if (!c.tie_word_embeddings) {
+    register_module("lm_head",
+                    torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+  }
+}
+
+torch::Tensor CausalLMImpl::output_weight() {
+  return config_.tie_word_embeddings ? child_weight(*model_, "embed_tokens") : child_weight(*this, "lm_head");
+}
+
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
+  return forward_with_hidden_states(input_ids, nullptr, cache);
+}
+
+torch::Tensor CausalLMImpl::forward_with_hidden_states(const torch::Tensor& input_ids,
+                                                       std::vector<torch::Tensor>* hidden_states,
+                                                       KVCache* cache) {
+  torch::Tensor h = model_->forward(input_ids, cache, hidden_states);
+  torch::Tensor logits = config_.tie_word_embeddings
+                             ? torch::linear(h, child_weight(*model_, "embed_tokens"))
+                             : call_child(*this, "lm_head", h);
+  return logits.to(torch::kFloat);  // [B, T, V]
+}
+
+torch::Tensor CausalLMImpl::aux_loss() const {
+  const auto& logits = model_->router_logits();
+  if (!config_.is_moe() || logits.empty()) return torch::zeros({}, torch::kFloat);
+  return config_.router_aux_loss_coef * load_balancing_loss(logits, config_.num_experts_per_tok);
+}
+
+void CausalLMImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  const double std_dev = config_.initializer_range;
+  // GPT-2 scales the residual output projections (HF: c_proj weights) by 1/sqrt(2 * n_layer).
+  const double residual_std = std_dev / std::sqrt(2.0 * config_.num_hidden_layers);
+  auto ends_with = [](const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& p = item.value();
+    if (ends_with(name, ".bias")) {
+      p.zero_();
+    } else if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight")) {
+      p.fill_(1.0);
+    } else {
+      bool residual = config_.model_type == "gpt2" &&
+                      (ends_with(name, "o_proj.weight") || ends_with(name, "down_proj.weight"));
+      torch::Tensor values = torch::empty(p.sizes(), torch::kFloat);
+      values.normal_(0.0, residual ? residual_std : std_dev, generator);
+      p.copy_(values);
+    }
+  }
+}
+
+torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  check(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
+            logits.size(1) == labels.size(1),
+        "causal_lm_loss: logits [B,T,V] and labels [B,T] disagree");
+  const int64_t vocab = logits.size(2);
+  torch::Tensor shifted_logits = logits.slice(1, 0, -1).reshape({-1, vocab}).to(torch::kFloat);
+  torch::Tensor shifted_labels = labels.slice(1, 1).reshape({-1});
+  return torch::nn::functional::cross_entropy(
+      shifted_logits, shifted_labels,
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+}
+
+}  // namespace forma

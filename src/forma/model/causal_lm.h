@@ -1,0 +1,71 @@
+// The one decoder-only causal language model for every architecture in the registry. Module
+// names are HF's llama names (model.embed_tokens, model.layers.N.self_attn.q_proj, ..., model.norm,
+// lm_head), so named_parameters() of a llama-family model is its HF state dict; gpt2 uses the same
+// names plus model.embed_positions (architecture.cpp maps them to transformer.*).
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "forma/model/architecture.h"
+#include "forma/model/config.h"
+#include "forma/model/kv_cache.h"
+
+namespace forma {
+
+// Embeddings, the layer stack and the final norm: HF's "model" (LlamaModel) submodule.
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const ModelConfig& config);
+  // input_ids [B, T] -> final-norm output [B, T, C]. `hidden_states`, when given, receives HF's
+  // output_hidden_states tuple (embeddings, each layer's output, then the final-norm output).
+  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache,
+                        std::vector<torch::Tensor>* hidden_states = nullptr);
+
+  const std::vector<torch::Tensor>& router_logits() const { return router_logits_; }
+  bool gradient_checkpointing = false;
+
+ private:
+  ModelConfig config_;
+  const Architecture* arch_;
+  torch::nn::ModuleList layers_;
+  torch::Tensor inv_freq_;  // rope buffer (non-persistent in HF, so not a registered buffer)
+  std::vector<torch::Tensor> router_logits_;  // per MoE layer, of the last forward
+};
+TORCH_MODULE(Transformer);
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  explicit CausalLMImpl(const ModelConfig& config);
+
+  // input_ids [B,T] int64 -> logits [B,T,V] (fp32). With a cache: appends this call's keys and
+  // values at positions cache->length().. and attends over the cache (prefill and decode).
+  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
+  // As forward, also filling HF's output_hidden_states tuple.
+  torch::Tensor forward_with_hidden_states(const torch::Tensor& input_ids,
+                                           std::vector<torch::Tensor>* hidden_states,
+                                           KVCache* cache = nullptr);
+  // Load-balancing auxiliary loss of the last forward (already times router_aux_loss_coef, as HF
+  // MixtralForCausalLM adds it to the loss); a zero scalar for dense models.
+  torch::Tensor aux_loss() const;
+  const ModelConfig& config() const { return config_; }
+  // As HF's _init_weights: Linear/Embedding weights normal(0, initializer_range), biases zero,
+  // norms at 1 (gpt2 additionally scales residual projections by 1/sqrt(2 * n_layer)).
+  void init_weights(uint64_t seed);
+  // Recompute each decoder layer in backward instead of keeping its activations.
+  void set_gradient_checkpointing(bool enabled) { model_->gradient_checkpointing = enabled; }
+  // The output projection [V, C]: lm_head's weight, or the embedding's when tied.
+  torch::Tensor output_weight();
+
+  Transformer& transformer() { return model_; }
+
+ private:
+  ModelConfig config_;
+  Transformer model_{nullptr};
+};
+TORCH_MODULE(CausalLM);
+
+// Mean cross entropy of logits[:, :-1] against labels[:, 1:] (HF's shift), ignoring -100.
+torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+
+}  // namespace forma

@@ -1,0 +1,72 @@
+// The model configuration IS a Hugging Face config.json: the same field names, HF's defaults per
+// model_type, GPT-2's own names (n_embd, n_layer, ...) mapped onto the same struct. Keys forma does
+// not use are kept in `extra` so that a config survives load -> save unchanged.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace forma {
+
+// HF rope_scaling. rope_type "linear": positions divided by `factor`. "llama3": Llama 3.1's
+// frequency-dependent scaling with low/high_freq_factor and original_max_position_embeddings.
+struct RopeScaling {
+  std::string rope_type;  // "linear" | "llama3"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string model_type;            // llama | mistral | qwen2 | mixtral | gpt2
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;           // gpt2: n_embd
+  int64_t intermediate_size = 0;     // gpt2: n_inner (null -> 4 * n_embd)
+  int64_t num_hidden_layers = 0;     // gpt2: n_layer
+  int64_t num_attention_heads = 0;   // gpt2: n_head
+  int64_t num_key_value_heads = 0;   // absent -> num_attention_heads
+  int64_t head_dim = 0;              // absent -> hidden_size / num_attention_heads
+  std::string hidden_act = "silu";   // gpt2: activation_function
+  int64_t max_position_embeddings = 0;  // gpt2: n_positions
+  double norm_eps = 1e-6;            // rms_norm_eps, or gpt2's layer_norm_epsilon
+  double rope_theta = 10000.0;
+  std::optional<RopeScaling> rope_scaling;
+  bool attention_bias = false;       // bias on q/k/v/o (qwen2: q/k/v always, o never)
+  bool mlp_bias = false;
+  std::optional<int64_t> sliding_window;  // mistral/mixtral/qwen2; null = full attention
+  bool use_sliding_window = true;    // qwen2 only: sliding_window is ignored unless true
+  bool tie_word_embeddings = false;
+  int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
+  int64_t num_experts_per_tok = 0;
+  double router_aux_loss_coef = 0.0;
+  double initializer_range = 0.02;
+  std::optional<int64_t> bos_token_id;
+  std::vector<int64_t> eos_token_id;  // HF allows one id or a list (Llama 3.1)
+
+  nlohmann::json extra = nlohmann::json::object();  // every key forma does not interpret
+  std::string source;                               // file it came from (for error messages)
+
+  // The window forma applies: 0 when attention is full-causal.
+  int64_t effective_sliding_window() const;
+  bool is_moe() const { return num_local_experts > 0; }
+};
+
+// Parses a config.json object; `source` names it in errors. Throws forma::Error naming the source
+// and field for an unknown model_type, a wrong type or an invalid value.
+ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
+
+// Accepts a config.json path, a model folder (reads its config.json), or a preset name from
+// configs/models (e.g. "llama-2-7b", "tiny-llama").
+ModelConfig load_model_config(const std::string& path_or_dir_or_preset);
+
+// The HF config.json for `config` (GPT-2 under its own field names), extra keys merged back.
+nlohmann::json to_hf_json(const ModelConfig& config);
+
+// Where presets live: $FORMA_CONFIG_DIR, else the first configs/models found walking up from the
+// executable's folder or the working folder. Empty when none is found.
+std::string presets_dir();
+
+}  // namespace forma

@@ -1,0 +1,27 @@
+#include "forma/model/decoder_layer.h"
+
+namespace forma {
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index) {
+  input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps));
+  self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
+  post_attention_layernorm_ =
+      register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps));
+  if (c.is_moe()) {
+    moe_ = register_module("block_sparse_moe", SparseMoe(c));
+  } else {
+    mlp_ = register_module("mlp", Mlp(c, arch));
+  }
+}
+
+LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
+  torch::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), inputs);
+  torch::Tensor normed = post_attention_layernorm_->forward(h);
+  if (moe_) {
+    auto [out, router_logits] = moe_->forward(normed);
+    return {h + out, router_logits};
+  }
+  return {h + mlp_->forward(normed), torch::Tensor()};
+}
+
+}  // namespace forma

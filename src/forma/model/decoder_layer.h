@@ -1,0 +1,30 @@
+// One pre-norm decoder layer: h = x + attn(norm1(x)); out = h + mlp(norm2(h)), with HF's child
+// names (self_attn, input_layernorm, post_attention_layernorm, and mlp or block_sparse_moe).
+#pragma once
+#include <torch/torch.h>
+
+#include "forma/model/attention.h"
+#include "forma/model/mlp.h"
+#include "forma/model/norm.h"
+
+namespace forma {
+
+struct LayerOutput {
+  torch::Tensor hidden;         // [B, T, C]
+  torch::Tensor router_logits;  // [B*T, E] for MoE layers, undefined otherwise
+};
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelConfig& config, const Architecture& arch, int64_t layer_index);
+  LayerOutput forward(const torch::Tensor& x, const LayerInputs& inputs);
+
+ private:
+  Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  Attention self_attn_{nullptr};
+  Mlp mlp_{nullptr};
+  SparseMoe moe_{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+}  // namespace forma

@@ -1,0 +1,40 @@
+// Key/value cache for incremental decoding: per layer K and V [B, kv_heads, S_max, D], allocated
+// on a layer's first update from the shapes of the keys it receives (so a tensor-parallel layer
+// with fewer local kv heads gets a matching cache). A forward call appends T positions to every
+// layer at length().., then advance(T) makes them visible.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace forma {
+
+struct ModelConfig;
+
+class KVCache {
+ public:
+  KVCache(int64_t num_layers, int64_t max_length);
+  KVCache(const ModelConfig& config, int64_t max_length);
+
+  int64_t length() const { return length_; }
+  int64_t max_length() const { return max_length_; }
+  int64_t num_layers() const { return static_cast<int64_t>(keys_.size()); }
+
+  // Writes k, v [B, kv_heads, T, D] at positions length()..length()+T-1 of `layer` and returns the
+  // cached K and V of positions 0..length()+T-1 (views, [B, kv_heads, length()+T, D]).
+  std::pair<torch::Tensor, torch::Tensor> update(int64_t layer, const torch::Tensor& k,
+                                                 const torch::Tensor& v);
+  // Commits the T positions written by the last forward call.
+  void advance(int64_t count);
+  // Forgets every position (keeps the memory).
+  void reset() { length_ = 0; }
+  // Drops positions beyond `length` (e.g. to rewind after speculative tokens).
+  void truncate(int64_t length);
+
+ private:
+  int64_t max_length_;
+  int64_t length_ = 0;
+  std::vector<torch::Tensor> keys_, values_;
+};
+
+}  // namespace forma

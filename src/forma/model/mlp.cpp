@@ -1,0 +1,84 @@
+#include "forma/model/mlp.h"
+
+#include "forma/core/error.h"
+#include "forma/model/module_call.h"
+
+namespace forma {
+
+using torch::nn::Linear;
+using torch::nn::LinearOptions;
+
+torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
+  if (name == "silu" || name == "swish") return torch::silu(x);
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "relu") return torch::relu(x);
+  fail("unsupported activation '{}'", name);
+}
+
+MlpImpl::MlpImpl(const ModelConfig& c, const Architecture& arch)
+    : gated_(arch.gated_mlp), act_(c.hidden_act) {
+  const bool bias = arch.mlp_bias(c);
+  if (gated_) {
+    register_module("gate_proj", Linear(LinearOptions(c.hidden_size, c.intermediate_size).bias(bias)));
+  }
+  register_module("up_proj", Linear(LinearOptions(c.hidden_size, c.intermediate_size).bias(bias)));
+  register_module("down_proj", Linear(LinearOptions(c.intermediate_size, c.hidden_size).bias(bias)));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  torch::Tensor up = call_child(*this, "up_proj", x);
+  torch::Tensor h = gated_ ? activation(act_, call_child(*this, "gate_proj", x)) * up : activation(act_, up);
+  return call_child(*this, "down_proj", h);
+}
+
+ExpertImpl::ExpertImpl(const ModelConfig& c) : act_(c.hidden_act) {
+  register_module("w1", Linear(LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
+  register_module("w2", Linear(LinearOptions(c.intermediate_size, c.hidden_size).bias(false)));
+  register_module("w3", Linear(LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
+}
+
+torch::Tensor ExpertImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = activation(act_, call_child(*this, "w1", x)) * call_child(*this, "w3", x);
+  return call_child(*this, "w2", h);
+}
+
+SparseMoeImpl::SparseMoeImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok) {
+  register_module("gate", Linear(LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
+  experts_ = register_module("experts", torch::nn::ModuleList());
+  for (int64_t e = 0; e < c.num_local_experts; ++e) experts_->push_back(Expert(c));
+}
+
+std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::forward(const torch::Tensor& x) {
+  const int64_t hidden = x.size(-1);
+  torch::Tensor tokens = x.reshape({-1, hidden});                      // [N, C]
+  torch::Tensor router_logits = call_child(*this, "gate", tokens);      // [N, E]
+  torch::Tensor probs = torch::softmax(router_logits, 1, torch::kFloat);
+  auto [weights, chosen] = probs.topk(top_k_, -1);                      // [N, k]
+  weights = (weights / weights.sum(-1, /*keepdim=*/true)).to(x.scalar_type());
+  torch::Tensor out = torch::zeros_like(tokens);
+  const int64_t num_experts = router_logits.size(1);
+  for (int64_t e = 0; e < num_experts; ++e) {
+    // (token, slot) pairs that chose expert e
+    std::vector<torch::Tensor> hit = torch::where(chosen == e);
+    torch::Tensor token_index = hit[0], slot = hit[1];
+    if (token_index.numel() == 0) continue;
+    torch::Tensor expert_out = experts_[e]->as<ExpertImpl>()->forward(tokens.index_select(0, token_index));
+    torch::Tensor w = weights.index({token_index, slot}).unsqueeze(-1);  // [n, 1]
+    out = out.index_add(0, token_index, expert_out * w);
+  }
+  return {out.view(x.sizes()), router_logits};
+}
+
+torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logits, int64_t top_k) {
+  torch::Tensor logits = torch::cat(router_logits, 0);  // [L*N, E]
+  const int64_t num_experts = logits.size(1);
+  torch::Tensor probs = torch::softmax(logits, -1);
+  torch::Tensor chosen = std::get<1>(probs.topk(top_k, -1));                        // [L*N, k]
+  torch::Tensor expert_mask = torch::one_hot(chosen, num_experts).to(probs.scalar_type());  // [L*N, k, E]
+  torch::Tensor tokens_per_expert = expert_mask.mean(0);                            // [k, E]
+  torch::Tensor router_prob_per_expert = probs.mean(0);                             // [E]
+  return (tokens_per_expert * router_prob_per_expert.unsqueeze(0)).sum() * num_experts;
+}
+
+}  // namespace forma

@@ -1,0 +1,53 @@
+// Feed-forward blocks: the dense MLP (SiLU-gated down(act(gate(x)) * up(x)) for the llama family,
+// down(act(up(x))) for gpt2) and Mixtral's sparse mixture of experts with HF's routing.
+#pragma once
+#include <torch/torch.h>
+
+#include "forma/model/architecture.h"
+
+namespace forma {
+
+// The activation named by config.hidden_act (silu, gelu_new = tanh GELU, gelu, relu).
+torch::Tensor activation(const std::string& name, const torch::Tensor& x);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(const ModelConfig& config, const Architecture& arch);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, C] -> [B, T, C]
+
+ private:
+  bool gated_;
+  std::string act_;
+};
+TORCH_MODULE(Mlp);
+
+// One Mixtral expert: w2(act(w1(x)) * w3(x)).
+class ExpertImpl : public torch::nn::Module {
+ public:
+  explicit ExpertImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  std::string act_;
+};
+TORCH_MODULE(Expert);
+
+// HF MixtralSparseMoeBlock: softmax over all experts' router logits, top-k, renormalise, weighted
+// sum of the chosen experts' outputs.
+class SparseMoeImpl : public torch::nn::Module {
+ public:
+  explicit SparseMoeImpl(const ModelConfig& config);
+  // x [B, T, C] -> output [B, T, C] and router logits [B*T, E] (for the load-balancing loss).
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+
+ private:
+  int64_t top_k_;
+  torch::nn::ModuleList experts_;
+};
+TORCH_MODULE(SparseMoe);
+
+// HF load_balancing_loss_func: num_experts * sum_e(fraction of top-k slots routed to e * mean
+// router probability of e), over every layer's router logits concatenated ([L*N, E]).
+torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logits, int64_t top_k);
+
+}  // namespace forma

@@ -1,0 +1,59 @@
+#include "forma/model/rope.h"
+
+#include <cmath>
+
+namespace forma {
+
+namespace {
+
+// HF _compute_llama3_parameters: wavelengths longer than original_max / low_freq_factor are
+// divided by `factor`, shorter than original_max / high_freq_factor are kept, and the band in
+// between is interpolated smoothly.
+torch::Tensor llama3_scaled(const torch::Tensor& inv_freq, const RopeScaling& s) {
+  const double old_len = static_cast<double>(s.original_max_position_embeddings);
+  const double low_freq_wavelen = old_len / s.low_freq_factor;
+  const double high_freq_wavelen = old_len / s.high_freq_factor;
+  torch::Tensor wavelen = 2 * M_PI / inv_freq;
+  torch::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  torch::Tensor smooth =
+      (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  torch::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  torch::Tensor is_medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return torch::where(is_medium, smoothed, scaled);
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({-halves[1], halves[0]}, -1);
+}
+
+}  // namespace
+
+torch::Tensor rope_inv_freq(const ModelConfig& config) {
+  const int64_t dim = config.head_dim;
+  // Same fp32 arithmetic as HF: arange(0, D, 2).float() / D, then theta ** that.
+  torch::Tensor exponent = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat) / static_cast<float>(dim);
+  torch::Tensor inv_freq = 1.0 / torch::pow(static_cast<float>(config.rope_theta), exponent);
+  if (config.rope_scaling) {
+    const RopeScaling& s = *config.rope_scaling;
+    if (s.rope_type == "linear") inv_freq = inv_freq / s.factor;
+    if (s.rope_type == "llama3") inv_freq = llama3_scaled(inv_freq, s);
+  }
+  return inv_freq;
+}
+
+RopeTables rope_tables(const torch::Tensor& inv_freq, int64_t start, int64_t count) {
+  torch::Tensor positions =
+      torch::arange(start, start + count, torch::TensorOptions().dtype(torch::kFloat).device(inv_freq.device()));
+  torch::Tensor angles = torch::outer(positions, inv_freq.to(torch::kFloat));  // [T, D/2]
+  torch::Tensor emb = torch::cat({angles, angles}, -1);                          // [T, D]
+  return {emb.cos(), emb.sin()};
+}
+
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
+  torch::Tensor cos = tables.cos.to(x.scalar_type());
+  torch::Tensor sin = tables.sin.to(x.scalar_type());
+  return x * cos + rotate_half(x) * sin;
+}
+
+}  // namespace forma

@@ -1,0 +1,24 @@
+// Rotary position embedding as HF computes it: inv_freq[i] = 1 / theta^(2i/D) in fp32, optionally
+// rescaled ("linear": / factor; "llama3": frequency-dependent), angles = position * inv_freq,
+// cos/sin tables [T, D] built from cat(angles, angles), applied with rotate_half.
+#pragma once
+#include <torch/torch.h>
+
+#include "forma/model/config.h"
+
+namespace forma {
+
+// [head_dim / 2] fp32, after any rope_scaling.
+torch::Tensor rope_inv_freq(const ModelConfig& config);
+
+struct RopeTables {
+  torch::Tensor cos, sin;  // [T, D]
+};
+
+// Tables for positions start..start+count-1, fp32, on inv_freq's device.
+RopeTables rope_tables(const torch::Tensor& inv_freq, int64_t start, int64_t count);
+
+// x [B, H, T, D] rotated by cos/sin [T, D]: x * cos + rotate_half(x) * sin.
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
+
+}  // namespace forma
