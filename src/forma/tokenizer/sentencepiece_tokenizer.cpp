@@ -2,6 +2,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "forma/core/error.h"
@@ -31,7 +32,6 @@ class SentencePieceTokenizer : public Tokenizer {
       int id = sp_.PieceToId(byte_token(static_cast<uint8_t>(b)));
       byte_ids_[b] = sp_.IsByte(id) ? id : -1;
     }
-    if (auto id = token_to_id(kReplacementChar)) replacement_id_ = *id;
   }
 
   // Control pieces written in the text (<s>, </s>) are recognised; the rest goes to SentencePiece.
@@ -112,26 +112,30 @@ class SentencePieceTokenizer : public Tokenizer {
       for (int id : sp_.EncodeAsIds(valid)) ids.push_back(id);
       return;
     }
-    // U+FFFD falls back to the byte pieces EF BF BD (or is one piece if the vocabulary has it);
-    // the first of them starts at the character's offset.
+    // Every piece (or run of byte pieces) whose span covers a substituted character is replaced by
+    // the byte pieces of the original bytes of that span (Llama 2 even has pieces for U+FFFD).
+    auto original_offset = [&](size_t offset) {
+      size_t before = std::lower_bound(invalid.begin(), invalid.end(), std::make_pair(offset, uint8_t{0})) - invalid.begin();
+      return offset - 2 * before;  // each substituted character is 3 bytes for 1 original byte
+    };
     auto spt = sp_.EncodeAsImmutableProto(valid);
-    size_t next = 0;
-    int drop = 0;
-    for (const auto& piece : spt.pieces()) {
-      if (drop > 0) {
-        --drop;
-        continue;
+    auto pieces = spt.pieces();
+    for (size_t i = 0; i < pieces.size();) {
+      size_t begin = pieces[i].begin(), end = pieces[i].end(), j = i + 1;
+      if (sp_.IsByte(pieces[i].id()))
+        for (; j < pieces.size() && sp_.IsByte(pieces[j].id()); ++j) end = std::max<size_t>(end, pieces[j].end());
+      auto first_invalid = std::lower_bound(invalid.begin(), invalid.end(), std::make_pair(begin, uint8_t{0}));
+      bool covers_invalid = first_invalid != invalid.end() && first_invalid->first < end;
+      bool bytes_known = true;
+      for (size_t k = original_offset(begin); covers_invalid && k < original_offset(end); ++k)
+        bytes_known = bytes_known && byte_ids_[static_cast<uint8_t>(text[k])] >= 0;
+      if (covers_invalid && bytes_known) {
+        for (size_t k = original_offset(begin); k < original_offset(end); ++k)
+          ids.push_back(byte_ids_[static_cast<uint8_t>(text[k])]);
+      } else {
+        for (size_t k = i; k < j; ++k) ids.push_back(static_cast<int32_t>(pieces[k].id()));
       }
-      while (next < invalid.size() && invalid[next].first < piece.begin()) ++next;
-      int32_t original = next < invalid.size() ? byte_ids_[invalid[next].second] : -1;
-      if (original >= 0 && piece.begin() == invalid[next].first &&
-          (piece.id() == byte_ids_[0xEF] || piece.id() == replacement_id_)) {
-        ids.push_back(original);
-        drop = piece.id() == byte_ids_[0xEF] ? 2 : 0;
-        ++next;
-        continue;
-      }
-      ids.push_back(static_cast<int32_t>(piece.id()));
+      i = j;
     }
   }
 
@@ -140,7 +144,6 @@ class SentencePieceTokenizer : public Tokenizer {
   AddedTokenMatcher controls_;
   std::unordered_set<int32_t> control_;
   int32_t byte_ids_[256];
-  int32_t replacement_id_ = -1;
 };
 
 }  // namespace
