@@ -44,6 +44,38 @@ std::vector<std::pair<std::string, json>> conversations() {
   };
 }
 
+// Tool definitions and tool calls exercise tojson (with indent), dict iteration, selectattr and
+// namespace() in the templates that support them.
+json weather_tool() {
+  return {{"type", "function"},
+          {"function",
+           {{"name", "get_weather"},
+            {"description", "Current weather in a city, \"quoted\" and \xC3\xBCnicode"},
+            {"parameters",
+             {{"type", "object"},
+              {"properties", {{"city", {{"type", "string"}, {"description", "City name"}}},
+                              {"days", {{"type", "integer"}, {"minimum", 1}, {"maximum", 7.5}}}}},
+              {"required", json::array({"city"})}}}}}};
+}
+
+// A tool whose parameter types reach every branch of Hermes' json_to_python_type macro.
+json search_tool() {
+  return {{"type", "function"},
+          {"function",
+           {{"name", "search"},
+            {"description", "Search documents."},
+            {"parameters",
+             {{"type", "object"},
+              {"properties",
+               {{"query", {{"type", "string"}, {"description", "  What to look for  "}}},
+                {"tags", {{"type", "array"}, {"items", {{"type", "string"}}}, {"description", "Tags"}}},
+                {"mode", {{"type", json::array({"string", "integer"})}, {"description", "Mode"}}},
+                {"weights", {{"type", "object"}, {"additionalProperties", {{"type", "number"}}}, {"description", "W"}}},
+                {"exact", {{"type", "boolean"}, {"description", "Exact?"}}}}},
+              {"required", json::array({"query"})}}},
+            {"return", {{"type", "string"}, {"description", "The hits"}}}}}};
+}
+
 json load_config(const std::string& name) {
   return json::parse(read_file(fixture("chat_templates/" + name)));
 }
@@ -89,19 +121,10 @@ TEST(ChatTemplateReference, Qwen3ThinkingDisabled) {
 }
 TEST(ChatTemplateReference, Gemma2) { check_template("gemma-2-2b-it.json"); }
 TEST(ChatTemplateReference, Phi35) { check_template("phi-3.5-mini-instruct.json"); }
-
-// Tool definitions and tool calls exercise tojson (with indent), dict iteration, selectattr and
-// namespace() in the templates that support them.
-json weather_tool() {
-  return {{"type", "function"},
-          {"function",
-           {{"name", "get_weather"},
-            {"description", "Current weather in a city, \"quoted\" and \xC3\xBCnicode"},
-            {"parameters",
-             {{"type", "object"},
-              {"properties", {{"city", {{"type", "string"}, {"description", "City name"}}},
-                              {"days", {{"type", "integer"}, {"minimum", 1}, {"maximum", 7.5}}}}},
-              {"required", json::array({"city"})}}}}}};
+// Without date_string the template calls strftime_now("%d %b %Y"): today's date in both renderers.
+TEST(ChatTemplateReference, Llama32WithStrftimeNow) { check_template("llama3.2-3b-instruct.json"); }
+TEST(ChatTemplateReference, Hermes3MacrosWithTools) {
+  check_template("hermes-3-llama-3.1-8b-tool-use.json", {{"tools", json::array({weather_tool(), search_tool()})}});
 }
 
 json tool_conversation() {
@@ -136,6 +159,10 @@ TEST(ChatTemplateReference, Llama33ToolCalls) {
 }
 TEST(ChatTemplateReference, Qwen3ToolCalls) { check_tools("qwen3-0.6b.json"); }
 TEST(ChatTemplateReference, MistralNemoToolCalls) { check_tools("mistral-nemo-instruct-2407.json"); }
+TEST(ChatTemplateReference, Llama32ToolCalls) {
+  check_tools("llama3.2-3b-instruct.json", {{"date_string", "01 Jan 2025"}});
+}
+TEST(ChatTemplateReference, Hermes3ToolCalls) { check_tools("hermes-3-llama-3.1-8b-tool-use.json"); }
 
 }  // namespace
 }  // namespace forma::test
