@@ -201,6 +201,13 @@ TEST(JinjaLanguage, SyntaxErrorsNameLineAndColumn) {
   EXPECT_EQ(error_of("{{ x"), "chat template line 1, column 1: unclosed '{{' (missing '}}')");
   EXPECT_EQ(error_of("{% break %}"), "chat template line 1, column 4: 'break' outside of a loop");
   EXPECT_EQ(error_of("{{ a $ b }}"), "chat template line 1, column 6: unexpected character '$'");
+  // Absurd nesting is an error, not a stack overflow.
+  EXPECT_NE(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nested deeper than 200"),
+            std::string::npos);
+  std::string ifs;
+  for (int i = 0; i < 5000; ++i) ifs += "{% if true %}";
+  EXPECT_NE(error_of(ifs).find("nested deeper than 200"), std::string::npos);
+  EXPECT_NE(error_of("{{ " + std::string(5000, '-') + "1 }}").find("nested deeper than 200"), std::string::npos);
 }
 
 TEST(JinjaLanguage, RuntimeErrorsNameLineAndColumn) {

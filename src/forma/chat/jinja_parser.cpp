@@ -27,6 +27,20 @@ class Parser {
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   int loop_depth_ = 0;
+  int nesting_ = 0;  // open blocks plus open sub-expressions: bounded so no input overflows the stack
+
+  static constexpr int kMaxNesting = 200;
+
+  // Counts one level of nesting for the lifetime of the guard.
+  struct NestingGuard {
+    Parser& parser;
+    NestingGuard(Parser& p, const Token& at) : parser(p) {
+      if (++parser.nesting_ > kMaxNesting) {
+        parser.error(at, fmt::format("template nested deeper than {} levels", kMaxNesting));
+      }
+    }
+    ~NestingGuard() { --parser.nesting_; }
+  };
 
   const Token& cur() const { return tokens_[pos_]; }
   const Token& peek(size_t ahead = 1) const {
@@ -134,6 +148,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    NestingGuard guard(*this, cur());
     const Token& tag = advance();
     const std::string& name = tag.text;
     if (name == "if") return parse_if(tag);
@@ -310,6 +325,7 @@ class Parser {
   }
 
   ExprPtr parse_condexpr() {
+    NestingGuard guard(*this, cur());
     ExprPtr expr = parse_or();
     while (is_name("if")) {
       const Token& at = advance();
@@ -349,6 +365,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    NestingGuard guard(*this, cur());
     if (is_name("not")) {
       const Token& at = advance();
       auto node = make<Expr>(Expr::Kind::Not, at);
@@ -424,6 +441,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    NestingGuard guard(*this, cur());
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       const Token& at = advance();
