@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 
+#include "forma/chat/jinja_text.h"
 #include "forma/chat/jinja_value.h"
 
 namespace forma::chat {
@@ -16,10 +17,6 @@ Value bound_method(const Value& object, const std::string& name);
 
 // The globals every template sees: range, namespace, dict, raise_exception, strftime_now.
 ValueDict builtin_globals();
-
-// UTF-8 helpers: Python indexes strings by code point.
-std::vector<std::string> utf8_code_points(const std::string& text);
-size_t utf8_length(const std::string& text);
 
 // Python's iter(): the items of a list, the keys of a dict, the characters of a str; Undefined
 // iterates as empty. Anything else is a forma::Error.

@@ -4,106 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cwctype>
-#include <locale.h>
+#include <optional>
 
 #include "forma/chat/jinja_builtins.h"
 #include "forma/chat/jinja_lexer.h"
+#include "forma/chat/jinja_text.h"
 #include "forma/core/error.h"
 
 namespace forma::chat {
 
 namespace {
-
-// Unicode case mapping through glibc's C.UTF-8 tables (what Python's str.upper() does for all
-// but the few characters that map to several, like "ß" -> "SS").
-locale_t utf8_locale() {
-  static locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
-  return locale;
-}
-
-std::u32string decode_utf8(const std::string& text) {
-  std::u32string out;
-  for (const auto& point : utf8_code_points(text)) {
-    auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(point[i])); };
-    switch (point.size()) {
-      case 1: out += static_cast<char32_t>(b(0)); break;
-      case 2: out += static_cast<char32_t>(((b(0) & 0x1F) << 6) | (b(1) & 0x3F)); break;
-      case 3: out += static_cast<char32_t>(((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F)); break;
-      default:
-        out += static_cast<char32_t>(((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F));
-    }
-  }
-  return out;
-}
-
-std::string encode_utf8(const std::u32string& points) {
-  std::string out;
-  for (char32_t c : points) append_utf8(static_cast<uint32_t>(c), out);
-  return out;
-}
-
-char32_t to_upper(char32_t c) {
-  if (c < 0x80) return static_cast<char32_t>(std::toupper(static_cast<int>(c)));
-  locale_t l = utf8_locale();
-  return l ? static_cast<char32_t>(towupper_l(static_cast<wint_t>(c), l)) : c;
-}
-char32_t to_lower(char32_t c) {
-  if (c < 0x80) return static_cast<char32_t>(std::tolower(static_cast<int>(c)));
-  locale_t l = utf8_locale();
-  return l ? static_cast<char32_t>(towlower_l(static_cast<wint_t>(c), l)) : c;
-}
-bool is_cased_letter(char32_t c) {
-  if (c < 0x80) return std::isalpha(static_cast<int>(c)) != 0;
-  return to_upper(c) != c || to_lower(c) != c;
-}
-
-std::string upper(const std::string& text) {
-  std::u32string points = decode_utf8(text);
-  for (auto& c : points) c = to_upper(c);
-  return encode_utf8(points);
-}
-
-std::string lower(const std::string& text) {
-  std::u32string points = decode_utf8(text);
-  for (auto& c : points) c = to_lower(c);
-  return encode_utf8(points);
-}
-
-std::string capitalize(const std::string& text) {
-  std::u32string points = decode_utf8(text);
-  for (size_t i = 0; i < points.size(); ++i) points[i] = i == 0 ? to_upper(points[i]) : to_lower(points[i]);
-  return encode_utf8(points);
-}
-
-// Jinja's title filter: words start after "-", whitespace, "(", "{", "[" or "<".
-std::string jinja_title(const std::string& text) {
-  std::u32string points = decode_utf8(text);
-  bool word_start = true;
-  for (auto& c : points) {
-    bool separator = c == '-' || (c < 0x80 && is_python_space(static_cast<char>(c))) || c == '(' || c == '{' ||
-                     c == '[' || c == '<';
-    if (separator) {
-      word_start = true;
-    } else {
-      c = word_start ? to_upper(c) : to_lower(c);
-      word_start = false;
-    }
-  }
-  return encode_utf8(points);
-}
-
-// Python's str.title: a cased letter after an uncased character is upper-cased, others lower-cased.
-std::string python_title(const std::string& text) {
-  std::u32string points = decode_utf8(text);
-  bool previous_cased = false;
-  for (auto& c : points) {
-    bool cased = is_cased_letter(c);
-    if (cased) c = previous_cased ? to_lower(c) : to_upper(c);
-    previous_cased = cased;
-  }
-  return encode_utf8(points);
-}
 
 const Value* arg(const CallArgs& args, size_t position, const char* name) { return args.get(position, name); }
 
@@ -194,7 +104,7 @@ Value map_items(const Value& input, const CallArgs& args) {
 
 // Sort key used by sort/unique/min/max/dictsort: strings compare case-insensitively by default.
 Value sort_key(const Value& v, bool case_sensitive) {
-  if (v.is_string() && !case_sensitive) return Value(lower(v.as_string()));
+  if (v.is_string() && !case_sensitive) return Value(unicode_lower(v.as_string()));
   return v;
 }
 
@@ -390,19 +300,46 @@ Value tojson(const Value& input, const CallArgs& args) {
   return Value(python_json_dumps(input, width, flag(args, 3, "sort_keys", false)));
 }
 
-}  // namespace
-
-Value apply_filter(const std::string& name, const Value& input, const CallArgs& args) {
+// Filters on the string form of the input.
+std::optional<Value> text_filter(const std::string& name, const Value& input, const CallArgs& args) {
   auto text = [&] { return input.str(); };
   if (name == "trim") return Value(bound_method(Value(text()), "strip").as_function()(args));
-  if (name == "length" || name == "count") return Value(length_of(input));
-  if (name == "tojson") return tojson(input, args);
-  if (name == "default" || name == "d") {
-    const Value* fallback = arg(args, 0, "default_value");
-    bool boolean = flag(args, 1, "boolean", false);
-    if (input.is_undefined() || (boolean && !input.truthy())) return fallback ? *fallback : Value("");
-    return input;
+  if (name == "string") return Value(text());
+  if (name == "upper") return Value(unicode_upper(text()));
+  if (name == "lower") return Value(unicode_lower(text()));
+  if (name == "title") return Value(jinja_title(text()));
+  if (name == "python_title") return Value(python_title(text()));
+  if (name == "capitalize") return Value(python_capitalize(text()));
+  if (name == "replace") return bound_method(Value(text()), "replace").as_function()(args);
+  if (name == "safe") return input;
+  if (name == "escape" || name == "e" || name == "forceescape") return Value(html_escape(text()));
+  if (name == "indent") return Value(indent_text(text(), args));
+  if (name == "wordcount") {
+    int64_t words = 0;
+    bool in_word = false;
+    for (unsigned char c : text()) {
+      bool word_char = std::isalnum(c) || c == '_' || c >= 0x80;
+      if (word_char && !in_word) ++words;
+      in_word = word_char;
+    }
+    return Value(words);
   }
+  if (name == "format") return Value(printf_format(text(), args));
+  if (name == "center") {
+    const Value* width = arg(args, 0, "width");
+    size_t w = width ? static_cast<size_t>(std::max<int64_t>(0, width->as_int())) : 80;
+    std::string s = text();
+    size_t n = utf8_length(s);
+    if (n >= w) return Value(s);
+    size_t left = (w - n) / 2 + ((w - n) & w & 1);  // Python's str.center puts the extra space left when w is odd
+    return Value(std::string(left, ' ') + s + std::string(w - n - left, ' '));
+  }
+  return std::nullopt;
+}
+
+// Filters over the items of a list, dict or str.
+std::optional<Value> sequence_filter(const std::string& name, const Value& input, const CallArgs& args) {
+  if (name == "length" || name == "count") return Value(length_of(input));
   if (name == "first" || name == "last") {
     ValueList items = iterate(input);
     if (items.empty()) return Value::undefined(fmt::format("No {} item, sequence was empty.", name));
@@ -413,13 +350,6 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
     check(input.is_dict(), "items filter needs a mapping, got {}", input.type_name());
     return bound_method(input, "items").as_function()({});
   }
-  if (name == "string") return Value(text());
-  if (name == "upper") return Value(upper(text()));
-  if (name == "lower") return Value(lower(text()));
-  if (name == "title") return Value(jinja_title(text()));
-  if (name == "python_title") return Value(python_title(text()));
-  if (name == "capitalize") return Value(capitalize(text()));
-  if (name == "replace") return bound_method(Value(text()), "replace").as_function()(args);
   if (name == "join") {
     const Value* separator = arg(args, 0, "d");
     const Value* attribute = arg(args, 1, "attribute");
@@ -436,26 +366,6 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
   if (name == "select" || name == "reject") return select_items(input, args, false, name == "select");
   if (name == "selectattr" || name == "rejectattr") return select_items(input, args, true, name == "selectattr");
   if (name == "map") return map_items(input, args);
-  if (name == "int") return to_int(input, args);
-  if (name == "float") return to_float(input, args);
-  if (name == "abs") {
-    check(input.is_number(), "bad operand type for abs(): '{}'", input.type_name());
-    return input.is_float() ? Value(std::fabs(input.as_double())) : Value(static_cast<int64_t>(std::llabs(input.as_int())));
-  }
-  if (name == "round") return round_value(input, args);
-  if (name == "safe") return input;
-  if (name == "escape" || name == "e" || name == "forceescape") return Value(html_escape(text()));
-  if (name == "indent") return Value(indent_text(text(), args));
-  if (name == "wordcount") {
-    int64_t words = 0;
-    bool in_word = false;
-    for (unsigned char c : text()) {
-      bool word_char = std::isalnum(c) || c == '_' || c >= 0x80;
-      if (word_char && !in_word) ++words;
-      in_word = word_char;
-    }
-    return Value(words);
-  }
   if (name == "reverse") {
     if (input.is_string()) {
       auto points = utf8_code_points(input.as_string());
@@ -509,15 +419,33 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
     check(attribute != nullptr, "attr filter needs a name");
     return lookup_attribute(input, attribute->str());
   }
-  if (name == "format") return Value(printf_format(text(), args));
-  if (name == "center") {
-    const Value* width = arg(args, 0, "width");
-    size_t w = width ? static_cast<size_t>(std::max<int64_t>(0, width->as_int())) : 80;
-    std::string s = text();
-    size_t n = utf8_length(s);
-    if (n >= w) return Value(s);
-    size_t left = (w - n) / 2 + ((w - n) & w & 1);  // Python's str.center puts the extra space left when w is odd
-    return Value(std::string(left, ' ') + s + std::string(w - n - left, ' '));
+  return std::nullopt;
+}
+
+// Filters on single values: numbers, defaults, JSON.
+std::optional<Value> value_filter(const std::string& name, const Value& input, const CallArgs& args) {
+  if (name == "tojson") return tojson(input, args);
+  if (name == "default" || name == "d") {
+    const Value* fallback = arg(args, 0, "default_value");
+    bool boolean = flag(args, 1, "boolean", false);
+    if (input.is_undefined() || (boolean && !input.truthy())) return fallback ? *fallback : Value("");
+    return input;
+  }
+  if (name == "int") return to_int(input, args);
+  if (name == "float") return to_float(input, args);
+  if (name == "abs") {
+    check(input.is_number(), "bad operand type for abs(): '{}'", input.type_name());
+    return input.is_float() ? Value(std::fabs(input.as_double())) : Value(static_cast<int64_t>(std::llabs(input.as_int())));
+  }
+  if (name == "round") return round_value(input, args);
+  return std::nullopt;
+}
+
+}  // namespace
+
+Value apply_filter(const std::string& name, const Value& input, const CallArgs& args) {
+  for (auto* group : {&text_filter, &sequence_filter, &value_filter}) {
+    if (std::optional<Value> result = group(name, input, args)) return *std::move(result);
   }
   fail("no filter named '{}'", name);
 }
@@ -570,8 +498,8 @@ bool apply_test(const std::string& name, const Value& input, const CallArgs& arg
   if (name == "sameas") {  // Python's `is`: identity for singletons, value for the rest here
     return input.type() == other().type() && input.equals(other());
   }
-  if (name == "lower") return input.is_string() && lower(input.as_string()) == input.as_string();
-  if (name == "upper") return input.is_string() && upper(input.as_string()) == input.as_string();
+  if (name == "lower") return input.is_string() && unicode_lower(input.as_string()) == input.as_string();
+  if (name == "upper") return input.is_string() && unicode_upper(input.as_string()) == input.as_string();
   fail("no test named '{}'", name);
 }
 
