@@ -151,9 +151,12 @@ void IndexedDatasetWriter::finish() {
   }
   for (uint64_t d = 0; d <= sequences; ++d) append<int64_t>(idx, static_cast<int64_t>(d));
 
-  // .bin goes into place first: a reader opens the pair through the .idx, so it never sees a new
-  // index over an old data file (an old index over a new data file fails the size checks).
+  // Two files cannot be replaced in one atomic step. The old .idx goes first, then the new .bin,
+  // then the new .idx: a reader (which needs both) sees the old pair, no dataset, or the new pair,
+  // never an index over the wrong data file.
   std::error_code ec;
+  std::filesystem::remove(idx_path(prefix_), ec);
+  check(!ec, "cannot replace {}: {}", idx_path(prefix_), ec.message());
   std::filesystem::rename(bin_tmp_, bin_path(prefix_), ec);
   check(!ec, "cannot rename {} to {}: {}", bin_tmp_, bin_path(prefix_), ec.message());
   write_file_atomic(idx_path(prefix_), idx);

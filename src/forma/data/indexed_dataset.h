@@ -35,9 +35,10 @@ const char* dtype_name(TokenDType dtype);   // "uint16", ...
 inline std::string idx_path(const std::string& prefix) { return prefix + ".idx"; }
 inline std::string bin_path(const std::string& prefix) { return prefix + ".bin"; }
 
-// Streams documents to PREFIX.bin.tmp.<pid>; finish() writes the index and renames both files into
-// place (.bin first, then .idx, which is what readers look for). Destroyed unfinished (an exception
-// while preparing), it deletes its temporary files: no half-written dataset is ever left behind.
+// Streams documents to PREFIX.bin.tmp.<pid>; finish() writes the index and moves both files into
+// place (old .idx removed, new .bin renamed, new .idx written atomically), so readers see the old
+// pair, no dataset, or the new pair. Destroyed unfinished (an exception while preparing), it
+// deletes its temporary files and leaves any previous dataset at PREFIX untouched.
 class IndexedDatasetWriter {
  public:
   IndexedDatasetWriter(std::string prefix, TokenDType dtype);
