@@ -15,6 +15,8 @@ struct SymbolList {
   }
 };
 
+static const char* const kMetaspace = "\xE2\x96\x81";  // U+2581, 3 bytes
+
 static uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
@@ -50,6 +52,11 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
     check(it != vocab_.end(), "{}: model.unk_token '{}' is not in the vocab", where, *options_.unk_token);
     unk_id_ = it->second;
   }
+  metaspace_boundaries_ = !options_.ignore_merges && vocab_.count(kMetaspace);
+  for (const auto& [token, id] : vocab_)
+    for (size_t pos = token.find(kMetaspace, 1); metaspace_boundaries_ && pos != std::string::npos;
+         pos = token.find(kMetaspace, pos + 1))
+      if (pos < 3 || token.compare(pos - 3, 3, kMetaspace) != 0) metaspace_boundaries_ = false;
   for (int b = 0; b < 256; ++b) {
     auto it = options_.byte_fallback ? vocab_.find(byte_token(static_cast<uint8_t>(b))) : vocab_.end();
     byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
@@ -75,7 +82,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
       return;
     }
   }
-  if (word.size() > kMaxCachedWordBytes) return merge_word(word, out);
+  if (word.size() > kMaxCachedWordBytes) return encode_long_word(word, out);
   std::string key(word);
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
@@ -91,6 +98,23 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (cache_.size() >= kCacheCapacity) cache_.clear();  // bounded memory on endless distinct words
   cache_.emplace(std::move(key), std::move(ids));
+}
+
+void BpeModel::encode_long_word(std::string_view word, std::vector<int32_t>& out) const {
+  if (!metaspace_boundaries_) return merge_word(word, out);
+  size_t start = 0;
+  for (size_t pos = word.find(kMetaspace, 1); pos != std::string_view::npos; pos = word.find(kMetaspace, pos + 3)) {
+    if (pos >= 3 && word.compare(pos - 3, 3, kMetaspace) == 0) continue;  // inside a run of U+2581
+    if (pos - start > kMaxCachedWordBytes) {
+      merge_word(word.substr(start, pos - start), out);
+    } else {
+      encode_word(word.substr(start, pos - start), out);
+    }
+    start = pos;
+  }
+  std::string_view last = word.substr(start);
+  if (last.size() > kMaxCachedWordBytes) return merge_word(last, out);
+  encode_word(last, out);
 }
 
 // One symbol per character; a character missing from the vocabulary becomes its bytes' <0xXX>

@@ -37,6 +37,7 @@ class BpeModel {
 
  private:
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  void encode_long_word(std::string_view word, std::vector<int32_t>& out) const;
   void initial_symbols(std::string_view word, struct SymbolList& list) const;
 
   std::unordered_map<std::string, int32_t> vocab_;
@@ -46,6 +47,10 @@ class BpeModel {
   BpeOptions options_;
   std::optional<int32_t> unk_id_;
   int32_t byte_ids_[256];  // <0xXX> ids when byte_fallback, else -1
+  // True when no token has U+2581 after another character: then no merge crosses the start of a
+  // "▁word", and a long input (tokenizer.json without pre-tokenizer, e.g. Mistral) can be encoded
+  // word by word, exactly and with the cache.
+  bool metaspace_boundaries_ = false;
 
   static constexpr size_t kCacheCapacity = 1 << 17;
   static constexpr size_t kMaxCachedWordBytes = 256;
