@@ -241,6 +241,11 @@ TEST(JinjaLanguage, SnippetsMatchJinja2) {
       "{{ none | string }} {{ true | string }} {{ [none] | tojson }} {{ 'a' if none else 'b' }} {{ xs | first is odd }}",
       "{{ 'abc'.startswith('') }} {{ ''.split(',') }} {{ 'a,b'.split(',', 1) }} {{ ' x '.strip() ~ '|' }}",
       "{{ xs | select('gt', 1) | list }} {{ xs | reject('odd') | list }} {{ [0, '', 'a', none] | select | list }}",
+      "{{ s | truncate(5) }}|{{ s | truncate(8, true) }}|{{ 'one two three four five' | truncate(12) }}|{{ s | truncate(6, end='!') }}",
+      "{{ xs | batch(2) | list }} {{ xs | batch(2, 'x') | list }} [{{ d | attr('a') }}] {{ 'ab' | attr('upper') is callable }}",
+      "{{ '%d items' | format(3) }} {{ '%s-%s' % ('a', 'b') }} {{ '%.2f' | format(3.14159) }} {{ 'x%sy' % 5 }}",
+      "{{ 2 ** 3 ** 2 }} {{ -2 ** 2 }} {{ 10 // 3 * 3 + 10 % 3 }} {{ 'É' | lower }}{{ 'ñandú' | capitalize }}{{ 'straße' | title }}",
+      "{% macro m(a, b=2) %}{{ a }}-{{ b }}{% endmacro %}{{ m(1) }} {{ m(1, 3) }} {{ m(b=5, a=0) }} {{ dict(a=1, b=[2]) }}",
   };
   std::vector<ReferenceCase> cases;
   for (const auto& snippet : snippets) cases.push_back({snippet, snippet, ctx});

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <utility>
 
 #include "forma/chat/jinja_builtins.h"
 #include "forma/chat/jinja_lexer.h"
@@ -334,6 +335,24 @@ std::optional<Value> text_filter(const std::string& name, const Value& input, co
     size_t left = (w - n) / 2 + ((w - n) & w & 1);  // Python's str.center puts the extra space left when w is odd
     return Value(std::string(left, ' ') + s + std::string(w - n - left, ' '));
   }
+  if (name == "truncate") {  // truncate(length=255, killwords=False, end='...', leeway=5)
+    std::vector<std::string> points = utf8_code_points(text());
+    const Value* length_value = arg(args, 0, "length");
+    const Value* leeway_value = arg(args, 3, "leeway");
+    const Value* end_value = arg(args, 2, "end");
+    size_t length = static_cast<size_t>(std::max<int64_t>(0, length_value ? length_value->as_int() : 255));
+    size_t leeway = static_cast<size_t>(std::max<int64_t>(0, leeway_value ? leeway_value->as_int() : 5));
+    std::string end = end_value ? end_value->str() : "...";
+    if (points.size() <= length + leeway) return Value(text());
+    size_t keep = length > utf8_length(end) ? length - utf8_length(end) : 0;
+    std::string head;
+    for (size_t i = 0; i < keep; ++i) head += points[i];
+    if (!flag(args, 1, "killwords", false)) {
+      size_t space = head.rfind(' ');
+      if (space != std::string::npos) head.resize(space);
+    }
+    return Value(head + end);
+  }
   return std::nullopt;
 }
 
@@ -392,19 +411,6 @@ std::optional<Value> sequence_filter(const std::string& name, const Value& input
     return Value(std::move(out));
   }
   if (name == "min" || name == "max") return extreme(input, args, name == "max");
-  if (name == "sum") {
-    const Value* attribute = arg(args, 0, "attribute");
-    const Value* start = arg(args, 1, "start");
-    Value total = start ? *start : Value(int64_t{0});
-    for (const auto& item : iterate(input)) {
-      Value v = attribute ? lookup_attribute(item, attribute->str()) : item;
-      check(v.is_number() && total.is_number(), "unsupported operand type(s) for +: '{}' and '{}'",
-            total.type_name(), v.type_name());
-      total = (total.is_float() || v.is_float()) ? Value(total.as_double() + v.as_double())
-                                                 : Value(total.as_int() + v.as_int());
-    }
-    return total;
-  }
   if (name == "dictsort") {
     check(input.is_dict(), "dictsort needs a mapping");
     bool case_sensitive = flag(args, 0, "case_sensitive", false);
@@ -414,10 +420,21 @@ std::optional<Value> sequence_filter(const std::string& name, const Value& input
     });
     return Value(std::move(items));
   }
-  if (name == "attr") {
-    const Value* attribute = arg(args, 0, "name");
-    check(attribute != nullptr, "attr filter needs a name");
-    return lookup_attribute(input, attribute->str());
+  if (name == "batch") {  // batch(size, fill_with=None): lists of `size` items
+    const Value* size = arg(args, 0, "linecount");
+    check(size && size->as_int() > 0, "batch size must be a positive integer");
+    const Value* fill = arg(args, 1, "fill_with");
+    ValueList rows;
+    ValueList row;
+    for (const auto& item : iterate(input)) {
+      row.push_back(item);
+      if (static_cast<int64_t>(row.size()) == size->as_int()) rows.push_back(Value(std::exchange(row, {})));
+    }
+    if (!row.empty()) {
+      while (fill && !fill->is_none() && static_cast<int64_t>(row.size()) < size->as_int()) row.push_back(*fill);
+      rows.push_back(Value(std::move(row)));
+    }
+    return Value(std::move(rows));
   }
   return std::nullopt;
 }
@@ -438,6 +455,25 @@ std::optional<Value> value_filter(const std::string& name, const Value& input, c
     return input.is_float() ? Value(std::fabs(input.as_double())) : Value(static_cast<int64_t>(std::llabs(input.as_int())));
   }
   if (name == "round") return round_value(input, args);
+  if (name == "attr") {  // getattr only, unlike `.`: a dict key is not an attribute
+    const Value* attribute = arg(args, 0, "name");
+    check(attribute != nullptr, "attr filter needs a name");
+    if (input.is_undefined()) return input;
+    return bound_method(input, attribute->str());
+  }
+  if (name == "sum") {
+    const Value* attribute = arg(args, 0, "attribute");
+    const Value* start = arg(args, 1, "start");
+    Value total = start ? *start : Value(int64_t{0});
+    for (const auto& item : iterate(input)) {
+      Value v = attribute ? lookup_attribute(item, attribute->str()) : item;
+      check(v.is_number() && total.is_number(), "unsupported operand type(s) for +: '{}' and '{}'",
+            total.type_name(), v.type_name());
+      total = (total.is_float() || v.is_float()) ? Value(total.as_double() + v.as_double())
+                                                 : Value(total.as_int() + v.as_int());
+    }
+    return total;
+  }
   return std::nullopt;
 }
 
