@@ -17,6 +17,7 @@ struct PrepareArgs {
   std::vector<std::string> inputs;
   std::string tokenizer, out, format = "auto", field = "text";
   bool skip_bad = false, split_paragraphs = false, add_special = false, no_eos = false;
+  int threads = 0;
 };
 
 struct InfoArgs {
@@ -32,6 +33,7 @@ void run_prepare(const PrepareArgs& a) {
   options.split_paragraphs = a.split_paragraphs;
   options.add_special_tokens = a.add_special;
   options.append_eos = !a.no_eos;
+  options.threads = a.threads;
   auto tokenizer = forma::tok::load_tokenizer(a.tokenizer);
   auto stats = forma::data::prepare_dataset(a.inputs, *tokenizer, a.out, options);
   std::printf("wrote %s.bin and %s.idx: %lld documents, %lld tokens (%s), from %lld files (%lld bytes)",
@@ -103,6 +105,8 @@ forma::cli::CommandRegistration reg(40, [](CLI::App& app) {
   prepare->add_flag("--add-special-tokens", prepare_args->add_special,
                     "apply the tokenizer's post-processor to each document (e.g. BOS)");
   prepare->add_flag("--no-eos", prepare_args->no_eos, "do not append EOS after each document");
+  prepare->add_option("--threads", prepare_args->threads, "encoding threads (0: one per core)")
+      ->check(CLI::NonNegativeNumber);
   prepare->callback([prepare_args] { run_prepare(*prepare_args); });
 
   auto info_args = std::make_shared<InfoArgs>();
