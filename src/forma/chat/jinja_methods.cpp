@@ -40,17 +40,20 @@ const std::string& string_arg(const CallArgs& args, size_t position, const std::
 
 // Python's strip family: `chars` None strips whitespace; otherwise any of its code points.
 std::string strip_chars(const std::string& text, const Value* chars, bool left, bool right) {
-  std::vector<std::string> points = utf8_code_points(text);
-  std::vector<std::string> set;
   bool whitespace = !chars || chars->is_none() || chars->is_undefined();
-  if (!whitespace) {
-    check(chars->is_string(), "strip arg must be None or str");
-    set = utf8_code_points(chars->as_string());
+  if (!whitespace) check(chars->is_string(), "strip arg must be None or str");
+  const std::string set = whitespace ? std::string(" \t\n\r\f\v") : chars->as_string();
+  bool ascii_set = std::all_of(set.begin(), set.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii_set) {
+    // ASCII bytes never occur inside a multi-byte UTF-8 sequence, so bytes can be stripped directly.
+    size_t begin = left ? text.find_first_not_of(set) : 0;
+    if (begin == std::string::npos) return "";
+    size_t end = right ? text.find_last_not_of(set) + 1 : text.size();
+    return text.substr(begin, end - begin);
   }
-  auto strippable = [&](const std::string& p) {
-    if (whitespace) return p.size() == 1 && is_python_space(p[0]);
-    return std::find(set.begin(), set.end(), p) != set.end();
-  };
+  std::vector<std::string> points = utf8_code_points(text);
+  std::vector<std::string> members = utf8_code_points(set);
+  auto strippable = [&](const std::string& p) { return std::find(members.begin(), members.end(), p) != members.end(); };
   size_t begin = 0;
   size_t end = points.size();
   while (left && begin < end && strippable(points[begin])) ++begin;

@@ -20,6 +20,15 @@ int64_t floor_div(int64_t a, int64_t b) {
   return q;
 }
 
+bool could_be_dict_method(const std::string& name) {
+  static const char* const kNames[] = {"get", "items", "keys", "values", "update", "pop", "popitem",
+                                       "setdefault", "clear", "copy"};
+  for (const char* method : kNames) {
+    if (name == method) return true;
+  }
+  return false;
+}
+
 bool contains(const Value& container, const Value& item) {
   if (container.is_string()) {
     check(item.is_string(), "'in <string>' requires string as left operand, not {}", item.type_name());
@@ -168,7 +177,9 @@ Value slice(const Value& object, const Value* start, const Value* stop, const Va
 Value get_attribute(const Value& object, const std::string& name) {
   if (object.is_undefined()) fail_undefined(object);
   if (object.is_dict()) {
-    if (!object.as_dict().is_namespace) {
+    // Python's getattr finds dict methods before keys; most lookups are keys, so the method
+    // table is consulted only for names that could be one.
+    if (!object.as_dict().is_namespace && could_be_dict_method(name)) {
       Value method = bound_method(object, name);
       if (!method.is_undefined()) return method;
     }
