@@ -1,0 +1,156 @@
+// `forma generate` as a user runs it: the llama fixture (HF's greedy tokens known) with
+// --prompt-ids, and a copy of it with a hand-written byte-level tokenizer.json whose ids are the
+// byte values, so prompt ids and output text are known without forma's tokenizer.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "forma/core/files.h"
+#include "test_paths.h"
+
+namespace forma {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+Run run_forma(const std::string& args) {
+  std::string command = test::forma_binary() + " " + args + " 2>/dev/null";
+  Run run;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
+  run.status = pclose(pipe);
+  return run;
+}
+
+std::vector<int32_t> reference_new_tokens(const std::string& arch) {
+  auto json = nlohmann::json::parse(read_file(test::fixture("hf-tiny/" + arch + "/reference.json")));
+  return json.at("generation").at("new_tokens").get<std::vector<int32_t>>();
+}
+
+std::string reference_prompt_ids(const std::string& arch) {
+  auto json = nlohmann::json::parse(read_file(test::fixture("hf-tiny/" + arch + "/reference.json")));
+  auto sequence = json.at("generation").at("sequence").get<std::vector<int32_t>>();
+  std::string out;
+  for (size_t i = 0; i + 8 < sequence.size(); ++i) out += (i ? "," : "") + std::to_string(sequence[i]);
+  return out;
+}
+
+TEST(GenerateCli, PromptIdsGreedyMatchesHf) {
+  const std::string model = test::fixture("hf-tiny/llama");
+  auto run = run_forma("generate --model " + model + " --prompt-ids " + reference_prompt_ids("llama") +
+                       " --max-new-tokens 8 --json");
+  ASSERT_EQ(run.status, 0) << run.out;
+  auto json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json.at("output_ids").get<std::vector<int32_t>>(), reference_new_tokens("llama"));
+  EXPECT_EQ(json.at("stop_reason"), "max_new_tokens");
+  // Without --json the ids stream as text; --no-cache gives the same tokens.
+  auto streamed = run_forma("generate --model " + model + " --prompt-ids " +
+                            reference_prompt_ids("llama") + " --max-new-tokens 8 --no-cache");
+  EXPECT_EQ(streamed.out, "169 308 131 132 120 220 161 24 \n");
+}
+
+// GPT-2's printable stand-ins for bytes (bytes_to_unicode), UTF-8 encoded.
+std::string byte_char(int byte) {
+  int cp = byte;
+  bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || (byte >= 0xAE);
+  if (!printable) {
+    int shift = 0;
+    for (int b = 0; b < byte; ++b) {
+      bool p = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      if (!p) ++shift;
+    }
+    cp = 256 + shift;
+  }
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return out;
+}
+
+// Byte-level BPE without merges: id b < 256 is byte b; ids 256..319 are two-letter tokens "aa".."hh".
+std::string byte_tokenizer_json(std::vector<std::string>* id_text) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) {
+    vocab[byte_char(b)] = b;
+    id_text->push_back(std::string(1, static_cast<char>(b)));
+  }
+  for (int i = 0; i < 64; ++i) {
+    std::string two = {static_cast<char>('a' + i / 8), static_cast<char>('a' + i % 8)};
+    vocab[two] = 256 + i;
+    id_text->push_back(two);
+  }
+  nlohmann::json tok = {
+      {"version", "1.0"},
+      {"added_tokens", nlohmann::json::array()},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                         {"use_regex", true}}},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                   {"use_regex", true}}},
+      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+                 {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+                 {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
+                 {"merges", nlohmann::json::array()}}}};
+  return tok.dump();
+}
+
+TEST(GenerateCli, TokenizerPromptStreamingAndStopString) {
+  const std::string dir = test::scratch_dir() + "/model";
+  fs::create_directories(dir);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    fs::copy_file(test::fixture(std::string("hf-tiny/llama/") + name), dir + "/" + name);
+  }
+  std::vector<std::string> id_text;
+  write_file_atomic(dir + "/tokenizer.json", byte_tokenizer_json(&id_text));
+
+  auto run = run_forma("generate --model " + dir + " --prompt Hi! --max-new-tokens 12 --json");
+  ASSERT_EQ(run.status, 0) << run.out;
+  auto json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json.at("prompt_ids").get<std::vector<int32_t>>(), (std::vector<int32_t>{'H', 'i', '!'}));
+  auto ids = json.at("output_ids").get<std::vector<int32_t>>();
+  ASSERT_EQ(ids.size(), 12u);  // config.json's EOS (2) would have stopped earlier
+  std::string expected;
+  for (int32_t id : ids) expected += id_text.at(id);
+
+  // Streamed to stdout, the text is the same bytes (plus the final newline).
+  auto streamed = run_forma("generate --model " + dir + " --prompt Hi! --max-new-tokens 12");
+  EXPECT_EQ(streamed.out, expected + "\n");
+  // In JSON, bytes that are not valid UTF-8 are replaced by U+FFFD.
+  nlohmann::json same = expected;
+  EXPECT_EQ(json.at("text").dump(), same.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+
+  // A stop string made of the 5th and 6th tokens' text cuts the output before it.
+  const std::string stop = id_text.at(ids[4]) + id_text.at(ids[5]);
+  const size_t cut = expected.find(stop);
+  auto stopped = run_forma("generate --model " + dir + " --prompt Hi! --max-new-tokens 12 --stop '" +
+                           stop + "'");
+  if (stop.find('\'') == std::string::npos && stop.find('\0') == std::string::npos) {
+    EXPECT_EQ(stopped.out, expected.substr(0, cut) + "\n");
+  }
+}
+
+TEST(GenerateCli, BadArgumentsAreErrors) {
+  const std::string model = test::fixture("hf-tiny/llama");
+  EXPECT_NE(run_forma("generate --model " + model + " --prompt-ids 1,x,3").status, 0);
+  EXPECT_NE(run_forma("generate --model " + model + " --prompt hello").status, 0);  // no tokenizer
+  EXPECT_NE(run_forma("generate --model " + model + " --prompt-ids 1,2 --top-p 2").status, 0);
+  EXPECT_NE(run_forma("generate --model /nonexistent --prompt-ids 1").status, 0);
+}
+
+}  // namespace
+}  // namespace forma
