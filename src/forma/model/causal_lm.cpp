@@ -46,7 +46,9 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   inputs.cache = cache;
   if (hidden_states) hidden_states->assign(1, x);
   router_logits_.clear();
-  const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
+  // MoE layers are not recomputed yet: their two-output recompute failed in backward (known gap).
+  const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled() &&
+                         !config_.is_moe();
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto& layer = *layers_[i]->as<DecoderLayerImpl>();
     LayerOutput out = recompute ? recomputed_layer_forward(layer, x, inputs) : layer.forward(x, inputs);

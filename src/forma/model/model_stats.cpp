@@ -1,0 +1,85 @@
+#include "forma/model/model_stats.h"
+
+namespace forma {
+
+namespace {
+
+struct LayerCounts {
+  int64_t attention = 0, norms = 0, dense_mlp = 0, router = 0, expert = 0;
+};
+
+// Mirrors the modules built by causal_lm.cpp (biases per the architecture registry's rules).
+LayerCounts count_layer(const ModelConfig& c) {
+  const bool gpt2 = c.model_type == "gpt2";
+  const bool qkv_bias = gpt2 || c.model_type == "qwen2" || c.attention_bias;
+  const bool o_bias = gpt2 || (c.model_type == "llama" && c.attention_bias);
+  const bool mlp_bias = gpt2 || (c.model_type == "llama" && c.mlp_bias);
+  const int64_t C = c.hidden_size, I = c.intermediate_size;
+  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  LayerCounts n;
+  n.attention = C * q + 2 * C * kv + q * C;
+  if (qkv_bias) n.attention += q + 2 * kv;
+  if (o_bias) n.attention += C;
+  n.norms = gpt2 ? 4 * C : 2 * C;  // LayerNorm has weight and bias
+  if (c.is_moe()) {
+    n.router = C * c.num_local_experts;
+    n.expert = 3 * C * I;
+  } else if (gpt2) {
+    n.dense_mlp = 2 * C * I + (mlp_bias ? I + C : 0);
+  } else {
+    n.dense_mlp = 3 * C * I + (mlp_bias ? 2 * I + C : 0);
+  }
+  return n;
+}
+
+}  // namespace
+
+ParameterCounts count_parameters(const ModelConfig& c) {
+  const int64_t C = c.hidden_size;
+  const bool gpt2 = c.model_type == "gpt2";
+  LayerCounts layer = count_layer(c);
+  ParameterCounts n;
+  n.embedding = c.vocab_size * C + (gpt2 ? c.max_position_embeddings * C : 0);
+  const int64_t final_norm = gpt2 ? 2 * C : C;
+  const int64_t lm_head = c.tie_word_embeddings ? 0 : c.vocab_size * C;
+  const int64_t common = layer.attention + layer.norms + layer.dense_mlp + layer.router;
+  const int64_t experts_total = layer.expert * c.num_local_experts;
+  const int64_t experts_active = layer.expert * c.num_experts_per_tok;
+  const int64_t L = c.num_hidden_layers;
+  n.total = n.embedding + L * (common + experts_total) + final_norm + lm_head;
+  n.active = n.embedding + L * (common + experts_active) + final_norm + lm_head;
+  n.matmul_active = n.active - n.embedding + c.vocab_size * C * (c.tie_word_embeddings ? 1 : 0);
+  return n;
+}
+
+double training_flops_per_token(const ModelConfig& c, int64_t seq_len) {
+  const double N = static_cast<double>(count_parameters(c).matmul_active);
+  return 6.0 * N + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq_len);
+}
+
+double inference_flops_per_token(const ModelConfig& c, int64_t seq_len) {
+  const double N = static_cast<double>(count_parameters(c).matmul_active);
+  return 2.0 * N + 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq_len);
+}
+
+TrainingMemory training_memory(const ModelConfig& c, bool bf16) {
+  const double N = static_cast<double>(count_parameters(c).total);
+  TrainingMemory m;
+  m.weights = N * (bf16 ? 2 : 4);
+  m.gradients = N * (bf16 ? 2 : 4);
+  m.adam_moments = N * 8;
+  m.master_weights = bf16 ? N * 4 : 0;
+  return m;
+}
+
+double kv_cache_bytes(const ModelConfig& c, int64_t batch, int64_t seq_len, int bytes_per_value) {
+  return 2.0 * c.num_hidden_layers * batch * static_cast<double>(seq_len) * c.num_key_value_heads *
+         c.head_dim * bytes_per_value;
+}
+
+double inference_memory(const ModelConfig& c, int64_t batch, int64_t seq_len, int bytes_per_value) {
+  return static_cast<double>(count_parameters(c).total) * bytes_per_value +
+         kv_cache_bytes(c, batch, seq_len, bytes_per_value);
+}
+
+}  // namespace forma

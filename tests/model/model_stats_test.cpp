@@ -1,0 +1,65 @@
+// Size arithmetic against published parameter counts and hand computation.
+#include "forma/model/model_stats.h"
+
+#include <gtest/gtest.h>
+
+#include "forma/core/files.h"
+#include "forma/model/causal_lm.h"
+#include "test_paths.h"
+
+namespace forma {
+namespace {
+
+TEST(ModelStats, PublishedParameterCounts) {
+  EXPECT_EQ(count_parameters(load_model_config("llama-2-7b")).total, 6738415616);  // Meta's 6.74B
+  EXPECT_EQ(count_parameters(load_model_config("gpt2")).total, 124439808);         // HF gpt2
+  // Llama 3 8B: 8,030,261,248 (HF num_parameters of Meta-Llama-3-8B)
+  EXPECT_EQ(count_parameters(load_model_config("llama-3-8b")).total, 8030261248);
+  // Mistral 7B: 7,241,732,096; Mixtral 8x7B: 46,702,792,704 total, 12.9B active
+  EXPECT_EQ(count_parameters(load_model_config("mistral-7b")).total, 7241732096);
+  ParameterCounts mixtral = count_parameters(load_model_config("mixtral-8x7b"));
+  EXPECT_EQ(mixtral.total, 46702792704);
+  // active: 6 of the 8 experts per layer removed: 32 layers x 6 x 3 x 4096 x 14336
+  EXPECT_EQ(mixtral.total - mixtral.active, 32LL * 6 * 3 * 4096 * 14336);
+  // Qwen2.5-0.5B (tied, q/k/v biases): 494,032,768
+  EXPECT_EQ(count_parameters(load_model_config("qwen2.5-0.5b")).total, 494032768);
+}
+
+TEST(ModelStats, CountsEqualTheBuiltModels) {
+  for (const char* arch : {"gpt2", "llama", "llama3_rope", "mistral", "qwen2", "mixtral"}) {
+    ModelConfig c = load_model_config(test::fixture(std::string("hf-tiny/") + arch));
+    CausalLM model(c);
+    int64_t n = 0;
+    for (const auto& p : model->parameters()) n += p.numel();
+    EXPECT_EQ(count_parameters(c).total, n) << arch;
+    // HF's own num_parameters() of the same model
+    auto ref = nlohmann::json::parse(read_file(test::fixture(std::string("hf-tiny/") + arch + "/reference.json")));
+    EXPECT_EQ(count_parameters(c).total, ref["num_parameters"].get<int64_t>()) << arch;
+  }
+}
+
+TEST(ModelStats, FlopsPerTokenByHand) {
+  ModelConfig c = load_model_config("gpt2");
+  // N = 124,439,808 - wte 38,597,376 - wpe 786,432 + tied lm_head 38,597,376 = 123,653,376
+  ParameterCounts n = count_parameters(c);
+  EXPECT_EQ(n.matmul_active, 123653376);
+  const double attention = 12.0 * 12 * 768 * 1024;  // 12 * L * H * T
+  EXPECT_DOUBLE_EQ(training_flops_per_token(c, 1024), 6.0 * 123653376 + attention);
+  EXPECT_DOUBLE_EQ(inference_flops_per_token(c, 1024), 2.0 * 123653376 + attention / 3);
+}
+
+TEST(ModelStats, MemoryByHand) {
+  ModelConfig c = load_model_config("llama-2-7b");
+  const double N = 6738415616.0;
+  EXPECT_DOUBLE_EQ(training_memory(c, false).total(), 16 * N);
+  TrainingMemory bf16 = training_memory(c, true);
+  EXPECT_DOUBLE_EQ(bf16.weights, 2 * N);
+  EXPECT_DOUBLE_EQ(bf16.master_weights, 4 * N);
+  EXPECT_DOUBLE_EQ(bf16.total(), 16 * N);
+  // KV cache: 2 (K, V) x 32 layers x 4096 positions x 32 heads x 128 dims x 2 bytes = 2 GiB
+  EXPECT_DOUBLE_EQ(kv_cache_bytes(c, 1, 4096, 2), 2.0 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(inference_memory(c, 1, 4096, 2), 2 * N + 2.0 * 1024 * 1024 * 1024);
+}
+
+}  // namespace
+}  // namespace forma
