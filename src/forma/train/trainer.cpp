@@ -1,0 +1,229 @@
+#include "forma/train/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "forma/core/error.h"
+#include "forma/core/log.h"
+#include "forma/core/progress.h"
+#include "forma/model/hf_io.h"
+#include "forma/train/checkpoint.h"
+#include "forma/train/checkpoint_dir.h"
+#include "forma/train/matmul_peak.h"
+#include "forma/train/model_flops.h"
+#include "forma/train/stop_signal.h"
+
+namespace forma::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Next-token cross entropy. The data already pairs inputs [B,T] with targets [B,T] shifted by one
+// (each sample has T+1 ids), so this is causal_lm_loss's math without its internal shift, which
+// would drop the last target of every sample.
+torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& targets) {
+  const int64_t vocab = logits.size(2);
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, vocab}), targets.reshape({-1}));
+}
+
+bool is_hf_folder(const std::string& path) {
+  return fs::is_directory(path) && (fs::exists(fs::path(path) / "model.safetensors") ||
+                                    fs::exists(fs::path(path) / "model.safetensors.index.json"));
+}
+
+}  // namespace
+
+Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(recipe)), options_(options) {
+  if (recipe_.training.threads > 0) torch::set_num_threads(recipe_.training.threads);
+  build_model();
+  open_data();
+  const auto& o = recipe_.optimizer;
+  optimizer_ = std::make_unique<AdamW>(decay_groups(*model_), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
+  schedule_ = std::make_unique<LrSchedule>(recipe_.schedule, o.lr, recipe_.training.max_steps);
+  flops_per_token_ = training_flops_per_token(model_, recipe_.training.seq_len);
+  state_.schedule = recipe_.schedule.type;
+  state_.recipe_snapshot = recipe_.snapshot;
+}
+
+void Trainer::build_model() {
+  // One seed fixes the run: the default generator (used by any sampling) and the weight init.
+  torch::manual_seed(recipe_.training.seed);
+  const auto& path = recipe_.model.path;
+  if (is_hf_folder(path)) {
+    log::info("starting from the weights in {}", path);
+    model_ = load_pretrained(path);
+  } else {
+    model_ = CausalLM(load_model_config(path));
+    model_->init_weights(recipe_.training.seed);
+  }
+  check(recipe_.training.seq_len <= model_->config().max_position_embeddings || model_->config().model_type != "gpt2",
+        "training.seq_len: {} exceeds the model's max_position_embeddings ({})", recipe_.training.seq_len,
+        model_->config().max_position_embeddings);
+  model_->set_gradient_checkpointing(recipe_.training.activation_checkpointing);
+  model_->train();
+  int64_t params = 0;
+  for (auto& p : model_->parameters()) params += p.numel();
+  log::info("model {} ({}): {:.2f} M parameters", path, model_->config().model_type, params / 1e6);
+}
+
+void Trainer::open_data() {
+  const auto& t = recipe_.training;
+  int64_t vocab = model_->config().vocab_size;
+  if (options_.random_data) {
+    train_data_ = random_samples(vocab, t.seq_len, t.seed);
+    return;
+  }
+  check(!recipe_.data.prefixes.empty(), "{}: data.prefixes: required (the datasets to train on)", recipe_.source);
+  data::DataSpec spec{recipe_.data.prefixes, recipe_.data.weights, static_cast<int>(t.seq_len),
+                      recipe_.data.valid_fraction, recipe_.data.seed};
+  train_data_ = dataset_samples(data::open_sequences(spec, data::Split::train));
+  if (recipe_.data.valid_fraction > 0 && recipe_.logging.eval_interval > 0) {
+    valid_data_ = dataset_samples(data::open_sequences(spec, data::Split::valid));
+  }
+  // A token id beyond the embedding would crash inside LibTorch: check a sample up front.
+  std::vector<int32_t> sample(static_cast<size_t>(t.seq_len + 1));
+  train_data_->get(0, sample.data());
+  for (int32_t id : sample) {
+    check(id >= 0 && id < vocab, "data.prefixes: token id {} is outside the model's vocabulary ({}): was the data "
+          "prepared with another tokenizer?", id, vocab);
+  }
+  log::info("data: {} training samples of {} tokens per epoch{}", train_data_->size(), t.seq_len,
+            valid_data_ ? fmt::format(", {} validation samples", valid_data_->size()) : "");
+}
+
+int64_t Trainer::tokens_per_step() const {
+  const auto& t = recipe_.training;
+  return t.micro_batch_size * t.grad_accum_steps * t.seq_len;
+}
+
+std::string Trainer::checkpoints_dir() const { return (fs::path(recipe_.output_dir) / "checkpoints").string(); }
+
+StepResult Trainer::step() {
+  const auto& t = recipe_.training;
+  auto start = std::chrono::steady_clock::now();
+  model_->train();
+  torch::Tensor loss_sum = torch::zeros({}, torch::kFloat64);
+  for (int64_t micro = 0; micro < t.grad_accum_steps; ++micro) {
+    auto batch = make_batch(*train_data_, state_.data_cursor, t.micro_batch_size, t.seq_len);
+    state_.data_cursor += t.micro_batch_size;
+    auto logits = model_->forward(batch.inputs);  // [B, T, V]
+    auto loss = next_token_loss(logits, batch.targets) + model_->aux_loss();
+    // Scaled so that the accumulated gradient is that of the mean over all micro-batches.
+    (loss / static_cast<double>(t.grad_accum_steps)).backward();
+    loss_sum += loss.detach().to(torch::kFloat64);
+  }
+  StepResult r;
+  r.loss = loss_sum.item<double>() / static_cast<double>(t.grad_accum_steps);
+  check(std::isfinite(r.loss), "training diverged: loss is {} at step {} (lower optimizer.lr?)", r.loss,
+        state_.step + 1);
+  r.grad_norm = clip_grad_norm(optimizer_->params(), recipe_.optimizer.grad_clip);
+  r.lr = schedule_->at(state_.step + 1);
+  optimizer_->step(r.lr);
+  optimizer_->zero_grad();
+  state_.step += 1;
+  state_.tokens_seen += tokens_per_step();
+  state_.lr = r.lr;
+  state_.last_loss = r.loss;
+  r.seconds = seconds_since(start);
+  return r;
+}
+
+double Trainer::evaluate() {
+  check(valid_data_ != nullptr, "evaluate: no validation split (data.valid_fraction is 0)");
+  const auto& t = recipe_.training;
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  double total = 0;
+  for (int64_t i = 0; i < recipe_.logging.eval_steps; ++i) {
+    // The same leading validation samples every time, so val_loss values are comparable.
+    auto batch = make_batch(*valid_data_, i * t.micro_batch_size, t.micro_batch_size, t.seq_len);
+    total += next_token_loss(model_->forward(batch.inputs), batch.targets).item<double>();
+  }
+  model_->train();
+  return total / static_cast<double>(recipe_.logging.eval_steps);
+}
+
+void Trainer::resume(const std::string& checkpoint) {
+  auto dir = find_resumable_checkpoint(checkpoint, checkpoints_dir(), required_checkpoint_files());
+  state_ = load_checkpoint(dir, model_, *optimizer_);
+  restore_torch_rng(state_.rng_state_hex, dir + "/trainer_state.json");
+  if (state_.recipe_snapshot != recipe_.snapshot) {
+    log::warn("the recipe differs from the one checkpoint {} was trained with; continuing with the new one", dir);
+  }
+  state_.recipe_snapshot = recipe_.snapshot;
+  last_saved_step_ = state_.step;
+  log::info("resumed from {} at step {} ({} tokens seen)", dir, state_.step, state_.tokens_seen);
+}
+
+void Trainer::save() {
+  if (!options_.write_outputs || last_saved_step_ == state_.step) return;
+  state_.rng_state_hex = capture_torch_rng();
+  auto start = std::chrono::steady_clock::now();
+  auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, *optimizer_, state_,
+                             recipe_.tokenizer.path);
+  last_saved_step_ = state_.step;
+  log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
+}
+
+void Trainer::log_step(const StepResult& r, double interval_seconds, int64_t interval_tokens) {
+  TrainRecord rec;
+  rec.step = state_.step;
+  rec.loss = r.loss, rec.lr = r.lr, rec.grad_norm = r.grad_norm;
+  rec.tokens = state_.tokens_seen;
+  rec.tokens_per_sec = interval_seconds > 0 ? static_cast<double>(interval_tokens) / interval_seconds : 0;
+  rec.mfu = flops_per_token_ * rec.tokens_per_sec / (matmul_peak_gflops() * 1e9);
+  log::info("step {}/{}  loss {:.4f}  lr {:.3e}  grad_norm {:.3f}  {:.0f} tokens/s  MFU {:.1f}%", rec.step,
+            recipe_.training.max_steps, rec.loss, rec.lr, rec.grad_norm, rec.tokens_per_sec, 100 * rec.mfu);
+  if (metrics_) metrics_->log_train(rec);
+}
+
+RunEnd Trainer::run() {
+  const auto& t = recipe_.training;
+  const auto& lg = recipe_.logging;
+  if (options_.write_outputs) metrics_ = std::make_unique<MetricsLog>(recipe_.output_dir, state_.step > 0 ? state_.step : -1);
+  install_stop_handlers();
+  matmul_peak_gflops();  // measured once now, not in the middle of the first interval
+  log::info("training steps {}..{}: {} tokens per step ({} x {} x {}), {:.3g} FLOPs per token", state_.step + 1,
+            t.max_steps, tokens_per_step(), t.micro_batch_size, t.grad_accum_steps, t.seq_len, flops_per_token_);
+  Progress progress("train", t.max_steps, "step");
+  progress.update(state_.step);
+  double interval_seconds = 0;
+  int64_t interval_tokens = 0;
+  RunEnd end = RunEnd::finished;
+  while (state_.step < t.max_steps) {
+    auto r = step();
+    interval_seconds += r.seconds;
+    interval_tokens += tokens_per_step();
+    progress.update(state_.step, fmt::format("loss {:.4f}", r.loss));
+    if (state_.step % lg.log_interval == 0 || state_.step == t.max_steps) {
+      log_step(r, interval_seconds, interval_tokens);
+      interval_seconds = 0, interval_tokens = 0;
+    }
+    if (valid_data_ && lg.eval_interval > 0 && (state_.step % lg.eval_interval == 0 || state_.step == t.max_steps)) {
+      double val = evaluate();
+      log::info("step {}: val_loss {:.4f}", state_.step, val);
+      if (metrics_) metrics_->log_eval(state_.step, val), metrics_->write_svg();
+    }
+    if (recipe_.checkpoint.interval > 0 && state_.step % recipe_.checkpoint.interval == 0) save();
+    if (options_.stop_after_step > 0 && state_.step >= options_.stop_after_step && state_.step < t.max_steps) {
+      log::info("stopping after step {} as asked (--stop-after)", state_.step);
+      end = RunEnd::stopped;
+      break;
+    }
+    if (stop_requested()) {
+      log::warn("signal {} received: stopping after step {}", stop_signal_number(), state_.step);
+      end = RunEnd::stopped;
+      break;
+    }
+  }
+  progress.finish(fmt::format("loss {:.4f}", state_.last_loss));
+  save();
+  if (metrics_) metrics_->write_svg();
+  return end;
+}
+
+}  // namespace forma::train

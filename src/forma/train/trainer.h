@@ -1,0 +1,73 @@
+// Single-process training: gradient accumulation, AdamW with a warm-up schedule, clipping,
+// periodic evaluation, metrics (metrics.jsonl, loss.svg, a progress bar and log lines with
+// tokens/s and MFU), checkpoints, exact resume, and a clean stop on SIGINT/SIGTERM.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "forma/model/causal_lm.h"
+#include "forma/train/adamw.h"
+#include "forma/train/batches.h"
+#include "forma/train/lr_schedule.h"
+#include "forma/train/metrics_log.h"
+#include "forma/train/recipe.h"
+#include "forma/train/trainer_state.h"
+
+namespace forma::train {
+
+struct TrainerOptions {
+  bool random_data = false;   // benchmarks: random tokens instead of data.prefixes, no validation
+  bool write_outputs = true;  // metrics.jsonl, loss.svg, checkpoints
+  int64_t stop_after_step = -1;  // > 0: stop (with a checkpoint) after this step, as on SIGTERM
+};
+
+struct StepResult {
+  double loss = 0;       // mean over the micro-batches (cross entropy + auxiliary loss)
+  double grad_norm = 0;  // before clipping
+  double lr = 0;
+  double seconds = 0;    // wall time of the step
+};
+
+enum class RunEnd { finished, stopped };
+
+class Trainer {
+ public:
+  Trainer(Recipe recipe, TrainerOptions options = {});
+
+  // Continues from `checkpoint` ("" = OUTPUT/checkpoints/latest); see find_resumable_checkpoint.
+  void resume(const std::string& checkpoint);
+
+  // Trains to training.max_steps, or until SIGINT/SIGTERM (a checkpoint is saved either way).
+  RunEnd run();
+
+  StepResult step();   // one optimizer step (grad_accum_steps micro-batches)
+  double evaluate();   // mean validation loss over logging.eval_steps micro-batches
+
+  const TrainerState& state() const { return state_; }
+  CausalLM& model() { return model_; }
+  double flops_per_token() const { return flops_per_token_; }
+  int64_t tokens_per_step() const;
+  std::string checkpoints_dir() const;
+
+ private:
+  void build_model();
+  void open_data();
+  void save();
+  void log_step(const StepResult& result, double interval_seconds, int64_t interval_tokens);
+
+  Recipe recipe_;
+  TrainerOptions options_;
+  CausalLM model_{nullptr};
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;
+  std::unique_ptr<SampleSource> train_data_, valid_data_;
+  std::unique_ptr<MetricsLog> metrics_;
+  TrainerState state_;
+  double flops_per_token_ = 0;
+  int64_t last_saved_step_ = -1;
+};
+
+}  // namespace forma::train

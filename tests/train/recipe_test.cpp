@@ -1,0 +1,94 @@
+// Recipe parsing: defaults, --set overrides, and errors that name the key and where it came from.
+#include <gtest/gtest.h>
+
+#include "forma/core/error.h"
+#include "forma/train/recipe.h"
+
+namespace forma::train {
+namespace {
+
+const char* kMinimal =
+    "model:\n"
+    "  path: tiny-llama\n"
+    "data:\n"
+    "  prefixes: [a/b]\n"
+    "training:\n"
+    "  seq_len: 32\n";
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_recipe(yaml, "r.yaml", overrides);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Recipe, DefaultsAndValues) {
+  auto r = parse_recipe(kMinimal, "r.yaml");
+  EXPECT_EQ(r.model.path, "tiny-llama");
+  EXPECT_EQ(r.data.prefixes, std::vector<std::string>{"a/b"});
+  EXPECT_EQ(r.training.seq_len, 32);
+  EXPECT_EQ(r.training.micro_batch_size, 8);
+  EXPECT_DOUBLE_EQ(r.optimizer.beta2, 0.95);
+  EXPECT_EQ(r.schedule.type, "cosine");
+  EXPECT_EQ(r.output_dir, "runs/train");
+}
+
+TEST(Recipe, SetOverridesValuesListsAndNewSections) {
+  auto r = parse_recipe(kMinimal, "r.yaml",
+                        {"training.seq_len=64", "optimizer.betas=[0.8, 0.9]", "data.prefixes=x,y",
+                         "output_dir=/tmp/o", "tokenizer.path=tok"});
+  EXPECT_EQ(r.training.seq_len, 64);
+  EXPECT_DOUBLE_EQ(r.optimizer.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(r.optimizer.beta2, 0.9);
+  EXPECT_EQ(r.data.prefixes, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(r.output_dir, "/tmp/o");
+  EXPECT_EQ(r.tokenizer.path, "tok");
+  EXPECT_NE(r.snapshot.find("seq_len: 64"), std::string::npos) << r.snapshot;
+}
+
+TEST(Recipe, UnknownKeyInFileNamesKeyAndLine) {
+  auto e = error_of(std::string(kMinimal) + "  sequence_length: 5\n");
+  EXPECT_NE(e.find("training.sequence_length"), std::string::npos) << e;
+  EXPECT_NE(e.find("r.yaml:7"), std::string::npos) << e;
+  auto top = error_of(std::string(kMinimal) + "optimiser:\n  lr: 1\n");
+  EXPECT_NE(top.find("'optimiser'"), std::string::npos) << top;
+  EXPECT_NE(top.find("r.yaml:7"), std::string::npos) << top;
+}
+
+TEST(Recipe, UnknownKeyInSetNamesTheArgument) {
+  auto e = error_of(kMinimal, {"training.batch=4"});
+  EXPECT_NE(e.find("training.batch"), std::string::npos) << e;
+  EXPECT_NE(e.find("--set training.batch=4"), std::string::npos) << e;
+}
+
+TEST(Recipe, BadValuesNameTheirKey) {
+  auto e = error_of(std::string(kMinimal) + "  micro_batch_size: lots\n");
+  EXPECT_NE(e.find("training.micro_batch_size"), std::string::npos) << e;
+  EXPECT_NE(e.find("'lots'"), std::string::npos) << e;
+  EXPECT_NE(e.find("r.yaml:7"), std::string::npos) << e;
+  auto zero = error_of(kMinimal, {"training.max_steps=0"});
+  EXPECT_NE(zero.find("training.max_steps"), std::string::npos) << zero;
+  EXPECT_NE(zero.find("--set"), std::string::npos) << zero;
+  auto sched = error_of(kMinimal, {"schedule.type=exponential"});
+  EXPECT_NE(sched.find("schedule.type"), std::string::npos) << sched;
+  auto betas = error_of(kMinimal, {"optimizer.betas=[0.9]"});
+  EXPECT_NE(betas.find("optimizer.betas"), std::string::npos) << betas;
+}
+
+TEST(Recipe, Bf16IsRefusedWithTheReason) {
+  auto e = error_of(kMinimal, {"training.precision=bf16"});
+  EXPECT_NE(e.find("training.precision"), std::string::npos) << e;
+  EXPECT_NE(e.find("25x slower"), std::string::npos) << e;
+}
+
+TEST(Recipe, MissingRequiredAndBrokenYaml) {
+  EXPECT_NE(error_of("data:\n  prefixes: [x]\n").find("model.path"), std::string::npos);
+  auto broken = error_of("model:\n  path: [unclosed\n");
+  EXPECT_NE(broken.find("r.yaml:"), std::string::npos) << broken;
+  EXPECT_NE(error_of(kMinimal, {"novalue"}).find("novalue"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace forma::train

@@ -1,0 +1,28 @@
+// Shared by the training tests: a learnable synthetic dataset (arithmetic token sequences, so the
+// next token follows from the previous two), the tiny recipe pointed at scratch folders, and a way
+// to run the built forma binary.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace forma::test {
+
+// Writes PREFIX.bin/.idx: `documents` documents of `length` ids below `vocab`.
+std::string write_pattern_dataset(const std::string& dir, int documents = 40, int length = 200, int vocab = 320);
+
+// --set arguments that point configs/recipes/tiny-test.yaml at `data_prefix` and `output_dir`.
+std::vector<std::string> tiny_overrides(const std::string& data_prefix, const std::string& output_dir);
+std::string tiny_recipe_path();
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+// Runs forma with `args` (no shell), waits, returns its exit code and output.
+RunResult run_forma(const std::vector<std::string>& args);
+
+// The "loss" values of metrics.jsonl in step order, as written (text, for bit-exact comparison).
+std::vector<std::pair<int64_t, std::string>> logged_losses(const std::string& metrics_path);
+
+}  // namespace forma::test
