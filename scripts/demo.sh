@@ -26,4 +26,4 @@ echo "== 4/4 sample from the trained model"
   --max-new-tokens 80 --temperature 0.8 --top-p 0.95 --seed 1
 echo
 echo "demo finished in $(( $(date +%s) - start )) s; validation loss by step:"
-grep -o '"step":[0-9]*\|"val_loss":[0-9.]*' "$out/train/metrics.jsonl" | paste - - | grep val_loss | tr -d '"' || true
+grep val_loss "$out/train/metrics.jsonl" || true

@@ -4,6 +4,7 @@
 #include "forma/cli/command.h"
 #include "forma/core/log.h"
 #include "forma/train/recipe.h"
+#include "forma/train/stop_signal.h"
 #include "forma/train/trainer.h"
 
 namespace {
@@ -16,6 +17,8 @@ struct TrainArgs {
 };
 
 void run_train(const TrainArgs& args, bool resume) {
+  // From the start, so that a signal while the model and data load also stops cleanly.
+  forma::train::install_stop_handlers();
   auto recipe = forma::train::load_recipe(args.config, args.overrides);
   forma::train::TrainerOptions options;
   options.stop_after_step = args.stop_after;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each reporting against a baseline measured in the same run.
+#  1. tokenizer encode MB/s on Moby Dick (Google Benchmark; build/forma_bench_micro)
+#  2. GPT-2-124M training steps, forma vs PyTorch eager (bench/train_vs_pytorch.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+echo "== tokenizer encode throughput"
+"$build/forma_bench_micro" --benchmark_min_time=1
+echo "== training: forma vs PyTorch eager"
+FORMA="$build/forma" bash bench/train_vs_pytorch.sh "${TRAIN_STEPS:-3}"
