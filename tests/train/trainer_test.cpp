@@ -44,7 +44,9 @@ TEST(Trainer, GradientAccumulationTwoByTwoEqualsOneByFour) {
   auto pa = accum.model()->named_parameters(), pb = whole.model()->named_parameters();
   for (auto& item : pa) {
     double diff = (item.value() - pb[item.key()]).abs().max().item<double>();
-    EXPECT_LT(diff, 1e-5) << item.key();
+    // Adam divides by sqrt(v): fp32 summation-order noise in near-zero gradients moves a weight by
+    // a small fraction of lr (3e-3 here), so weights agree to 1e-4, not to the 1e-5 of the loss.
+    EXPECT_LT(diff, 1e-4) << item.key();
   }
 }
 
