@@ -1,8 +1,11 @@
 #include "test_paths.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 namespace fs = std::filesystem;
@@ -40,6 +43,23 @@ std::string scratch_dir() {
     }
   } cleanup;
   return dir.string();
+}
+
+CommandResult run_command(const std::string& command, bool with_stderr) {
+  CommandResult result;
+  auto start = std::chrono::steady_clock::now();
+  std::FILE* pipe = popen((command + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.output.append(buffer, n);
+  int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+CommandResult run_forma(const std::string& args, bool with_stderr) {
+  return run_command("'" + forma_binary() + "' " + args, with_stderr);
 }
 
 }  // namespace forma::test

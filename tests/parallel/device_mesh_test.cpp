@@ -74,15 +74,10 @@ TEST(MeshWorker, CollectivesOverEachDimension) {
 TEST(DeviceMesh, FourLaunchedWorkersAgree) {
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::string cmd = "FORMA_MESH_WORKER=1 " + forma::test::forma_binary() +
-                    " launch --nproc-per-node 4 --master-port 29623 -- " + self +
-                    " --gtest_filter=MeshWorker.* 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+                    " launch --nproc-per-node 4 --master-port 29623 -- " + self + " --gtest_filter=MeshWorker.*";
+  auto r = forma::test::run_command(cmd);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const std::string& out = r.output;
   for (int r = 0; r < 4; ++r)
     EXPECT_NE(out.find("[rank " + std::to_string(r) + "] [  PASSED  ] 1 test"), std::string::npos) << out;
 }

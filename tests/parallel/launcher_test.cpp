@@ -16,24 +16,7 @@
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;
-  double seconds;
-};
-
-Result run(const std::string& args) {
-  auto t0 = std::chrono::steady_clock::now();
-  std::string cmd = forma::test::forma_binary() + " launch " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, secs};
-}
+forma::test::CommandResult run(const std::string& args) { return forma::test::run_forma("launch " + args); }
 
 }  // namespace
 

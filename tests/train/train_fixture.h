@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "test_paths.h"
+
 namespace forma::test {
 
 // Writes PREFIX.bin/.idx: `documents` documents of `length` ids below `vocab`.
@@ -15,12 +17,8 @@ std::string write_pattern_dataset(const std::string& dir, int documents = 40, in
 std::vector<std::string> tiny_overrides(const std::string& data_prefix, const std::string& output_dir);
 std::string tiny_recipe_path();
 
-struct RunResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-// Runs forma with `args` (no shell), waits, returns its exit code and output.
-RunResult run_forma(const std::vector<std::string>& args);
+// Runs forma with `args`, each quoted for the shell, waits; output holds stdout and stderr.
+CommandResult run_forma(const std::vector<std::string>& args);
 
 // The "loss" values of metrics.jsonl in step order, as written (text, for bit-exact comparison).
 std::vector<std::pair<int64_t, std::string>> logged_losses(const std::string& metrics_path);

@@ -12,7 +12,8 @@
 #include "forma/train/recipe.h"
 #include "forma/train/trainer.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::bench_train_command {
 
 struct BenchArgs {
   std::string config;
@@ -69,4 +70,4 @@ forma::cli::CommandRegistration reg(80, [](CLI::App& app) {
   cmd->callback([args] { run_bench(*args); });
 });
 
-}  // namespace
+}  // namespace forma::cli::bench_train_command

@@ -11,7 +11,8 @@
 #include "forma/data/prepare.h"
 #include "forma/tokenizer/tokenizer.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::data_command {
 
 struct PrepareArgs {
   std::vector<std::string> inputs;
@@ -117,4 +118,4 @@ forma::cli::CommandRegistration reg(40, [](CLI::App& app) {
   info->callback([info_args] { run_info(*info_args); });
 });
 
-}  // namespace
+}  // namespace forma::cli::data_command

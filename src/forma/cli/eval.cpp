@@ -12,7 +12,8 @@
 #include "forma/infer/generate.h"
 #include "forma/model/hf_io.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::eval_command {
 
 struct EvalOptions {
   std::string model, task, data, out;
@@ -96,4 +97,4 @@ forma::cli::CommandRegistration reg(60, [](CLI::App& app) {
   cmd->callback([o] { run_eval(*o); });
 });
 
-}  // namespace
+}  // namespace forma::cli::eval_command

@@ -15,8 +15,8 @@
 #include "forma/model/hf_io.h"
 #include "forma/tokenizer/tokenizer.h"
 
-namespace forma::cli {
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::generate_command {
 
 namespace fs = std::filesystem;
 
@@ -152,5 +152,4 @@ CommandRegistration reg(40, [](CLI::App& app) {
   cmd->callback([args, given] { run_generate(*args, *given); });
 });
 
-}  // namespace
-}  // namespace forma::cli
+}  // namespace forma::cli::generate_command

@@ -2,7 +2,8 @@
 #include "forma/cli/command.h"
 #include "forma/parallel/launcher.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::launch_command {
 
 forma::cli::CommandRegistration reg(90, [](CLI::App& app) {
   auto opts = std::make_shared<forma::parallel::LaunchOptions>();
@@ -23,4 +24,4 @@ forma::cli::CommandRegistration reg(90, [](CLI::App& app) {
   });
 });
 
-}  // namespace
+}  // namespace forma::cli::launch_command

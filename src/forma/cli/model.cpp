@@ -8,7 +8,8 @@
 #include "forma/model/config.h"
 #include "forma/model/model_stats.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::model_command {
 
 struct InfoArgs {
   std::string model;
@@ -91,4 +92,4 @@ forma::cli::CommandRegistration reg(30, [](CLI::App& app) {
   info->callback([args] { run_info(*args); });
 });
 
-}  // namespace
+}  // namespace forma::cli::model_command

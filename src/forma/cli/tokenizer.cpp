@@ -12,7 +12,8 @@
 #include "forma/tokenizer/bpe_trainer.h"
 #include "forma/tokenizer/tokenizer.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::tokenizer_command {
 
 struct TrainArgs {
   std::vector<std::string> inputs;
@@ -119,4 +120,4 @@ forma::cli::CommandRegistration reg(40, [](CLI::App& app) {
   d->callback([dec] { run_decode(*dec); });
 });
 
-}  // namespace
+}  // namespace forma::cli::tokenizer_command

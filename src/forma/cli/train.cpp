@@ -7,7 +7,8 @@
 #include "forma/train/stop_signal.h"
 #include "forma/train/trainer.h"
 
-namespace {
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::train_command {
 
 struct TrainArgs {
   std::string config;
@@ -47,4 +48,4 @@ forma::cli::CommandRegistration reg(20, [](CLI::App& app) {
   cmd->callback([args, resume] { run_train(*args, resume->count() > 0); });
 });
 
-}  // namespace
+}  // namespace forma::cli::train_command
