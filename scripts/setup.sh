@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ccache
   libtorch-dev libopenblas-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libpcre2-dev libsentencepiece-dev libcpp-httplib-dev libgloo-dev
+  libpcre2-dev libutf8proc-dev libsentencepiece-dev libcpp-httplib-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-jinja2 python3-numpy
 )

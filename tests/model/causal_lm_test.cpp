@@ -40,7 +40,7 @@ TEST_P(Recompute, GradientCheckpointingGivesTheSameGradients) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Recompute, ::testing::Values("gpt2", "llama", "qwen2"));
+INSTANTIATE_TEST_SUITE_P(Archs, Recompute, ::testing::Values("gpt2", "llama", "qwen2", "mistral"));
 
 TEST(CausalLM, RecomputeWorksWithFrozenEmbeddings) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));

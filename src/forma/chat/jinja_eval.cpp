@@ -36,8 +36,6 @@ enum class Flow { Normal, Break, Continue };
 
 constexpr int kMaxCallDepth = 256;  // macros may recurse; a runaway template must not crash us
 
-}  // namespace
-
 // Walks the tree for one render call.
 class Renderer {
  public:
@@ -360,6 +358,8 @@ class Renderer {
     return Value();
   }
 };
+
+}  // namespace
 
 JinjaTemplate::JinjaTemplate(const std::string& source)
     : body_(std::make_shared<const Body>(parse_template(source))) {}

@@ -1,7 +1,6 @@
 // Normalizers and pre-tokenizers of tokenizer.json (decoders are in decoders.cpp).
 #include "forma/tokenizer/pipeline.h"
 
-#include "forma/core/log.h"
 #include "forma/tokenizer/json_util.h"
 #include "forma/tokenizer/regex.h"
 #include "forma/tokenizer/unicode.h"
@@ -108,11 +107,11 @@ class StripNormalizer : public Normalizer {
   }
 };
 
-// Unicode normalization forms are not implemented: the text passes unchanged, which is exact for
-// text already in that form (the common case: NFC is what editors and the web produce).
-class IdentityNormalizer : public Normalizer {
+class UnicodeNormalizer : public Normalizer {
  public:
-  void apply(std::string&) const override {}
+  explicit UnicodeNormalizer(NormalForm f) : form(f) {}
+  NormalForm form;
+  void apply(std::string& text) const override { text = unicode_normalize(text, form); }
 };
 
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
@@ -287,10 +286,10 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& w
     n->right = bool_or(j, "strip_right", true, where);
     return n;
   }
-  if (type == "NFC" || type == "NFKC" || type == "NFD" || type == "NFKD") {
-    log::warn("{}: {} normalization is not implemented; text is used as it is", where, type);
-    return std::make_unique<IdentityNormalizer>();
-  }
+  if (type == "NFC") return std::make_unique<UnicodeNormalizer>(NormalForm::NFC);
+  if (type == "NFD") return std::make_unique<UnicodeNormalizer>(NormalForm::NFD);
+  if (type == "NFKC") return std::make_unique<UnicodeNormalizer>(NormalForm::NFKC);
+  if (type == "NFKD") return std::make_unique<UnicodeNormalizer>(NormalForm::NFKD);
   fail("{}: unsupported normalizer type '{}'", where, type);
 }
 

@@ -1,8 +1,13 @@
 #include "forma/tokenizer/unicode.h"
 
+#include <utf8proc.h>
+
 #include <array>
+#include <cstdlib>
 
 #include <fmt/format.h>
+
+#include "forma/core/error.h"
 
 namespace forma::tok {
 
@@ -138,5 +143,34 @@ std::optional<uint8_t> parse_byte_token(std::string_view token) {
 }
 
 std::string byte_token(uint8_t byte) { return fmt::format("<0x{:02X}>", byte); }
+
+std::string unicode_normalize(std::string_view s, NormalForm form) {
+  int options = UTF8PROC_STABLE;
+  switch (form) {
+    case NormalForm::NFC: options |= UTF8PROC_COMPOSE; break;
+    case NormalForm::NFD: options |= UTF8PROC_DECOMPOSE; break;
+    case NormalForm::NFKC: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+    case NormalForm::NFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+  }
+  std::string out;
+  out.reserve(s.size());
+  for_each_utf8_run(s, [&](size_t begin, size_t end, bool valid) {
+    std::string_view run = s.substr(begin, end - begin);
+    bool ascii = true;
+    for (char c : run) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+    if (!valid || ascii) {  // ASCII is invariant under every form
+      out += run;
+      return;
+    }
+    utf8proc_uint8_t* mapped = nullptr;
+    utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(run.data()),
+                                      static_cast<utf8proc_ssize_t>(run.size()), &mapped,
+                                      static_cast<utf8proc_option_t>(options));
+    check(n >= 0, "unicode normalization failed: {}", utf8proc_errmsg(n));
+    out.append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+    std::free(mapped);
+  });
+  return out;
+}
 
 }  // namespace forma::tok

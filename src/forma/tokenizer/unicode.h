@@ -43,6 +43,11 @@ void for_each_utf8_run(std::string_view s, Visit&& visit) {
 // The characters of s; each invalid byte is a piece of its own.
 std::vector<std::string_view> split_utf8_chars(std::string_view s);
 
+enum class NormalForm { NFC, NFD, NFKC, NFKD };
+// The Unicode normalization form of s (utf8proc's tables). Invalid bytes pass through unchanged and
+// split the text: each maximal valid run is normalized on its own.
+std::string unicode_normalize(std::string_view s, NormalForm form);
+
 // GPT-2's reversible map from the 256 byte values to printable characters (UTF-8 encoded).
 const std::string& byte_to_char(uint8_t byte);
 // The byte a character of that map stands for, or nothing if it is not one of the 256.

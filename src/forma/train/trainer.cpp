@@ -7,10 +7,10 @@
 #include "forma/core/log.h"
 #include "forma/core/progress.h"
 #include "forma/model/hf_io.h"
+#include "forma/model/model_stats.h"
 #include "forma/train/checkpoint.h"
 #include "forma/train/checkpoint_dir.h"
 #include "forma/train/matmul_peak.h"
-#include "forma/train/model_flops.h"
 #include "forma/train/stop_signal.h"
 
 namespace forma::train {
@@ -44,7 +44,7 @@ Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(reci
   const auto& o = recipe_.optimizer;
   optimizer_ = std::make_unique<AdamW>(decay_groups(*model_), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
   schedule_ = std::make_unique<LrSchedule>(recipe_.schedule, o.lr, recipe_.training.max_steps);
-  flops_per_token_ = training_flops_per_token(model_, recipe_.training.seq_len);
+  flops_per_token_ = training_flops_per_token(model_->config(), recipe_.training.seq_len);
   state_.schedule = recipe_.schedule.type;
   state_.recipe_snapshot = recipe_.snapshot;
 }
