@@ -92,7 +92,13 @@ SequenceSlicedEmbeddingImpl::SequenceSlicedEmbeddingImpl(torch::Tensor weight, G
 }
 
 torch::Tensor SequenceSlicedEmbeddingImpl::forward(const torch::Tensor& positions) {
-  return scatter_to_sequence_region(torch::embedding(weight_, positions), group_, kSequenceDim);
+  // Slicing the ids (not the looked-up rows) needs no communication; the table's gradient then
+  // covers this rank's positions only (a partial sum, see sync_tensor_parallel_grads).
+  const int64_t n = group_->getSize();
+  check(positions.size(0) % n == 0, "sequence parallel: the sequence length {} is not divisible by tensor_parallel={}",
+        positions.size(0), n);
+  const int64_t length = positions.size(0) / n;
+  return torch::embedding(weight_, positions.narrow(0, group_->getRank() * length, length));
 }
 
 SequenceParallelMoeImpl::SequenceParallelMoeImpl(std::shared_ptr<MoeBlock> inner, GroupPtr group)

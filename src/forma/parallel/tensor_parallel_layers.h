@@ -87,8 +87,8 @@ class VocabParallelEmbeddingImpl : public UnaryModule {
   bool sequence_parallel_;
 };
 
-// Sequence parallel's learned position embedding (gpt2): the whole table on every rank, the output
-// [T, C] sliced to this rank's positions [T/tp, C].
+// Sequence parallel's learned position embedding (gpt2): the whole table on every rank, positions
+// [T] -> this rank's slice of the embeddings [T/tp, C].
 class SequenceSlicedEmbeddingImpl : public UnaryModule {
  public:
   SequenceSlicedEmbeddingImpl(torch::Tensor weight, GroupPtr group);
