@@ -136,7 +136,8 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 // `reference` and `sharded` hold the same weights; the first runs in this process alone.
-void expect_parallel_run_matches(CausalLM reference, CausalLM sharded, const torch::Tensor& ids, bool sequence_parallel) {
+void expect_parallel_run_matches(CausalLM reference, CausalLM sharded, const torch::Tensor& ids, bool sequence_parallel,
+                                 bool recompute = false) {
   DeviceMesh& mesh = worker_mesh();
   const int tp = mesh.size(Dim::tp);
   const StateDict full_weights = hf_state_dict(reference);
@@ -150,6 +151,7 @@ void expect_parallel_run_matches(CausalLM reference, CausalLM sharded, const tor
   expected_norm = std::sqrt(expected_norm);
 
   auto plan = parallel::parallelize_tensor(sharded, mesh.group(Dim::tp), {sequence_parallel});
+  sharded->set_gradient_checkpointing(recompute);
   torch::Tensor logits = sharded->forward(ids);
   const int64_t vocab = reference->config().vocab_size;
   EXPECT_LE(logits.size(-1), (vocab + tp - 1) / tp) << "a rank holds more than its vocabulary slice";
@@ -203,6 +205,16 @@ TEST_P(TensorParallelWorker, FixturesMatchOneProcess) {
     const std::string dir = test::fixture(std::string("hf-tiny/") + arch);
     torch::Tensor ids = load_tensors(dir + "/reference.safetensors").at("input_ids");  // [2, 16]
     expect_parallel_run_matches(load_pretrained(dir), load_pretrained(dir), ids, GetParam());
+  }
+}
+
+// Activation checkpointing re-runs each layer's forward (and its collectives) inside backward.
+TEST_P(TensorParallelWorker, RecomputedLayersMatchOneProcess) {
+  for (const char* arch : {"llama", "gpt2"}) {
+    SCOPED_TRACE(std::string(arch) + (GetParam() ? " with sequence parallel" : "") + ", recomputed");
+    const std::string dir = test::fixture(std::string("hf-tiny/") + arch);
+    torch::Tensor ids = load_tensors(dir + "/reference.safetensors").at("input_ids");
+    expect_parallel_run_matches(load_pretrained(dir), load_pretrained(dir), ids, GetParam(), /*recompute=*/true);
   }
 }
 
@@ -263,7 +275,7 @@ test::CommandResult launch_workers(int nproc, int port) {
 void expect_workers_passed(const test::CommandResult& r, int nproc) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (int rank = 0; rank < nproc; ++rank) {
-    EXPECT_NE(r.output.find("[rank " + std::to_string(rank) + "] [  PASSED  ] 5 tests"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("[rank " + std::to_string(rank) + "] [  PASSED  ] 7 tests"), std::string::npos) << r.output;
   }
 }
 
