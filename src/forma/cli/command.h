@@ -18,4 +18,8 @@ struct CommandRegistration {
 // The registered setups, in `order`.
 std::vector<CommandSetup> registered_commands();
 
+// The subcommand `name` of `app` that groups others (e.g. `bench`): created by whichever command
+// file asks first, found by the others.
+CLI::App* subcommand_group(CLI::App& app, const std::string& name, const std::string& description);
+
 }  // namespace forma::cli

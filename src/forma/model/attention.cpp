@@ -32,9 +32,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
 }
 
 torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor& x) {
+  // Sizes from y, not x: with sequence parallel x holds T/tp positions, y all T.
   torch::Tensor y = call_child(*this, name, x);  // [B, T, H*D]
   const int64_t heads = y.size(-1) / head_dim_;
-  return y.view({x.size(0), x.size(1), heads, head_dim_}).transpose(1, 2);  // [B, H, T, D]
+  return y.view({y.size(0), y.size(1), heads, head_dim_}).transpose(1, 2);  // [B, H, T, D]
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
@@ -58,7 +59,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
   scores = scores + inputs.mask.to(scores.scalar_type());                          // [B, H, T, S]
   torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
   torch::Tensor out = torch::matmul(probs, v);                                     // [B, H, T, D]
-  out = out.transpose(1, 2).reshape({x.size(0), x.size(1), q_heads * head_dim_});  // [B, T, H*D]
+  out = out.transpose(1, 2).reshape({q.size(0), q.size(2), q_heads * head_dim_});  // [B, T, H*D]
   return call_child(*this, "o_proj", out);
 }
 

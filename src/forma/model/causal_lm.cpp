@@ -82,9 +82,11 @@ torch::Tensor CausalLMImpl::forward_with_hidden_states(const torch::Tensor& inpu
                                                        std::vector<torch::Tensor>* hidden_states,
                                                        KVCache* cache) {
   torch::Tensor h = model_->forward(input_ids, cache, hidden_states);
-  torch::Tensor logits = config_.tie_word_embeddings
-                             ? torch::linear(h, child_weight(*model_, "embed_tokens"))
-                             : call_child(*this, "lm_head", h);
+  // A tied model has no lm_head of its own unless tensor parallelism registered one (sharing the
+  // vocab-parallel embedding's weight, see parallel/tensor_parallel_model.h).
+  torch::Tensor logits = named_children().contains("lm_head")
+                             ? call_child(*this, "lm_head", h)
+                             : torch::linear(h, child_weight(*model_, "embed_tokens"));
   return logits.to(torch::kFloat);  // [B, T, V]
 }
 

@@ -8,7 +8,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arc
   post_attention_layernorm_ =
       register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps));
   if (c.is_moe()) {
-    moe_ = register_module("block_sparse_moe", SparseMoe(c));
+    register_module("block_sparse_moe", SparseMoe(c));
+    moe_ = true;
   } else {
     mlp_ = register_module("mlp", Mlp(c, arch));
   }
@@ -18,7 +19,8 @@ LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs&
   torch::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), inputs);
   torch::Tensor normed = post_attention_layernorm_->forward(h);
   if (moe_) {
-    auto [out, router_logits] = moe_->forward(normed);
+    auto* moe = dynamic_cast<MoeBlock*>(named_children()["block_sparse_moe"].get());
+    auto [out, router_logits] = moe->forward(normed);
     return {h + out, router_logits};
   }
   return {h + mlp_->forward(normed), torch::Tensor()};

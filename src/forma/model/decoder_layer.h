@@ -23,7 +23,7 @@ class DecoderLayerImpl : public torch::nn::Module {
   Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
   Attention self_attn_{nullptr};
   Mlp mlp_{nullptr};
-  SparseMoe moe_{nullptr};
+  bool moe_ = false;  // the block is called by name ("block_sparse_moe"): it may be replaced
 };
 TORCH_MODULE(DecoderLayer);
 

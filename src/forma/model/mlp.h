@@ -32,13 +32,20 @@ class ExpertImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Expert);
 
+// A mixture-of-experts block as DecoderLayer calls it: by its name, through this interface, so
+// that tensor parallelism can wrap the block (sequence-parallel regions around it).
+class MoeBlock : public torch::nn::Module {
+ public:
+  // x [B, T, C] -> output [B, T, C] and router logits [B*T, E] (for the load-balancing loss).
+  virtual std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x) = 0;
+};
+
 // HF MixtralSparseMoeBlock: softmax over all experts' router logits, top-k, renormalise, weighted
 // sum of the chosen experts' outputs.
-class SparseMoeImpl : public torch::nn::Module {
+class SparseMoeImpl : public MoeBlock {
  public:
   explicit SparseMoeImpl(const ModelConfig& config);
-  // x [B, T, C] -> output [B, T, C] and router logits [B*T, E] (for the load-balancing loss).
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x) override;
 
  private:
   int64_t top_k_;

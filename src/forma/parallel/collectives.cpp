@@ -16,6 +16,14 @@ void all_reduce_mean(const GroupPtr& group, torch::Tensor& tensor) {
   tensor.div_(group->getSize());
 }
 
+void all_reduce_max(const GroupPtr& group, torch::Tensor& tensor) {
+  if (group->getSize() == 1) return;
+  std::vector<at::Tensor> list{tensor};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::MAX;
+  group->allreduce(list, opts)->wait();
+}
+
 torch::Tensor all_gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim) {
   int n = group->getSize();
   if (n == 1) return tensor;

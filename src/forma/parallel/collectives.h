@@ -10,6 +10,7 @@ namespace forma::parallel {
 // In place: every rank ends with the elementwise sum (or mean) over the group.
 void all_reduce_sum(const GroupPtr& group, torch::Tensor& tensor);
 void all_reduce_mean(const GroupPtr& group, torch::Tensor& tensor);
+void all_reduce_max(const GroupPtr& group, torch::Tensor& tensor);
 
 // Concatenation of every rank's `tensor` along `dim`, in rank order. Shapes must agree.
 torch::Tensor all_gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim);
