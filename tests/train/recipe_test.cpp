@@ -90,5 +90,24 @@ TEST(Recipe, MissingRequiredAndBrokenYaml) {
   EXPECT_NE(error_of(kMinimal, {"novalue"}).find("novalue"), std::string::npos);
 }
 
+TEST(Recipe, ParallelSectionDefaultsValuesAndRefusals) {
+  auto r = parse_recipe(kMinimal, "r.yaml");
+  EXPECT_EQ(r.parallel.data_parallel, 0);  // auto: WORLD_SIZE / the other dimensions
+  EXPECT_EQ(r.parallel.zero_stage, 0);
+  auto set = parse_recipe(std::string(kMinimal) + "parallel:\n  data_parallel: 4\n  zero_stage: 1\n", "r.yaml");
+  EXPECT_EQ(set.parallel.data_parallel, 4);
+  EXPECT_EQ(set.parallel.zero_stage, 1);
+  auto stage = error_of(kMinimal, {"parallel.zero_stage=2"});
+  EXPECT_NE(stage.find("parallel.zero_stage: 2 is not supported"), std::string::npos) << stage;
+  auto pp = error_of(std::string(kMinimal) + "parallel:\n  pipeline_parallel: 2\n");
+  EXPECT_NE(pp.find("r.yaml:8"), std::string::npos) << pp;
+  EXPECT_NE(pp.find("parallel.pipeline_parallel: 2 is not yet supported"), std::string::npos) << pp;
+  auto sp = error_of(kMinimal, {"parallel.sequence_parallel=true"});
+  EXPECT_NE(sp.find("parallel.sequence_parallel"), std::string::npos) << sp;
+  auto unknown = error_of(kMinimal, {"parallel.dp=2"});
+  EXPECT_NE(unknown.find("unknown key 'parallel.dp'"), std::string::npos) << unknown;
+  EXPECT_NE(error_of(kMinimal, {"parallel.data_parallel=-1"}).find("parallel.data_parallel"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace forma::train

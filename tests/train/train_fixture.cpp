@@ -51,4 +51,18 @@ std::vector<std::pair<int64_t, std::string>> logged_losses(const std::string& me
   return out;
 }
 
+std::vector<LoggedStep> logged_steps(const std::string& metrics_path, bool validation) {
+  std::vector<LoggedStep> out;
+  std::ifstream in(metrics_path);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (!validation && j.contains("loss")) {
+      out.push_back({j["step"].get<int64_t>(), j["loss"].get<double>(), j["grad_norm"].get<double>()});
+    } else if (validation && j.contains("val_loss")) {
+      out.push_back({j["step"].get<int64_t>(), j["val_loss"].get<double>(), 0.0});
+    }
+  }
+  return out;
+}
+
 }  // namespace forma::test

@@ -23,4 +23,12 @@ CommandResult run_forma(const std::vector<std::string>& args);
 // The "loss" values of metrics.jsonl in step order, as written (text, for bit-exact comparison).
 std::vector<std::pair<int64_t, std::string>> logged_losses(const std::string& metrics_path);
 
+// The training records of metrics.jsonl (step, loss, grad_norm) and the evaluation records
+// (step, val_loss in `loss`, grad_norm 0), in file order.
+struct LoggedStep {
+  int64_t step = 0;
+  double loss = 0, grad_norm = 0;
+};
+std::vector<LoggedStep> logged_steps(const std::string& metrics_path, bool validation = false);
+
 }  // namespace forma::test

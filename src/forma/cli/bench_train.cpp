@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include "forma/cli/command.h"
@@ -37,15 +39,22 @@ void run_bench(const BenchArgs& args) {
     loss = r.loss;
     forma::log::info("bench step {}/{}: {:.3f} s, loss {:.4f}", i + 1, args.steps, r.seconds, r.loss);
   }
+  // Peak resident memory of every rank (what /usr/bin/time -v calls maximum resident set size).
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto peak_rss_mb = trainer.data_parallel().gather_world(static_cast<double>(usage.ru_maxrss) / 1024.0);
+  if (!trainer.data_parallel().is_main()) return;  // under forma launch: rank 0 reports for all
   double tokens_per_sec = static_cast<double>(trainer.tokens_per_step()) * args.steps / seconds;
   double mfu = trainer.flops_per_token() * tokens_per_sec / (peak * 1e9);
-  std::printf("tokens/s %.1f  step %.3f s  MFU %.1f%% (peak %.0f GFLOP/s, %.3g FLOPs/token)\n", tokens_per_sec,
-              seconds / args.steps, 100 * mfu, peak, trainer.flops_per_token());
+  std::printf("tokens/s %.1f  step %.3f s  MFU %.1f%% (peak %.0f GFLOP/s, %.3g FLOPs/token)  peak RSS %s MB\n",
+              tokens_per_sec, seconds / args.steps, 100 * mfu, peak, trainer.flops_per_token(),
+              fmt::format("{:.0f}", fmt::join(peak_rss_mb, " / ")).c_str());
   nlohmann::json j = {{"bench", "train"},          {"config", args.config},
                       {"steps", args.steps},       {"tokens_per_step", trainer.tokens_per_step()},
                       {"tokens_per_sec", tokens_per_sec}, {"step_time_sec", seconds / args.steps},
                       {"mfu", mfu},                {"peak_gflops", peak},
-                      {"flops_per_token", trainer.flops_per_token()}, {"last_loss", loss}};
+                      {"flops_per_token", trainer.flops_per_token()}, {"last_loss", loss},
+                      {"peak_rss_mb_per_rank", peak_rss_mb}};
   std::printf("%s\n", j.dump().c_str());
 }
 

@@ -24,6 +24,13 @@ void all_reduce_max(const GroupPtr& group, torch::Tensor& tensor) {
   group->allreduce(list, opts)->wait();
 }
 
+double all_reduce_sum(const GroupPtr& group, double value) {
+  if (group->getSize() == 1) return value;
+  auto t = torch::tensor({value}, torch::kFloat64);
+  all_reduce_sum(group, t);
+  return t.item<double>();
+}
+
 torch::Tensor all_gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim) {
   int n = group->getSize();
   if (n == 1) return tensor;
@@ -33,6 +40,23 @@ torch::Tensor all_gather_cat(const GroupPtr& group, const torch::Tensor& tensor,
   std::vector<at::Tensor> inputs{input};
   group->allgather(outputs, inputs)->wait();
   return torch::cat(outputs[0], dim);
+}
+
+torch::Tensor gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim, int root) {
+  int n = group->getSize();
+  if (n == 1) return tensor;
+  auto input = tensor.contiguous();
+  // Gloo wants one output list on the root and none elsewhere.
+  std::vector<std::vector<at::Tensor>> outputs;
+  if (group->getRank() == root) {
+    outputs.emplace_back();
+    for (int r = 0; r < n; ++r) outputs[0].push_back(torch::empty_like(input));
+  }
+  std::vector<at::Tensor> inputs{input};
+  c10d::GatherOptions opts;
+  opts.rootRank = root;
+  group->gather(outputs, inputs, opts)->wait();
+  return group->getRank() == root ? torch::cat(outputs[0], dim) : torch::Tensor();
 }
 
 torch::Tensor reduce_scatter_sum(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim) {

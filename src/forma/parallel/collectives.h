@@ -11,9 +11,15 @@ namespace forma::parallel {
 void all_reduce_sum(const GroupPtr& group, torch::Tensor& tensor);
 void all_reduce_mean(const GroupPtr& group, torch::Tensor& tensor);
 void all_reduce_max(const GroupPtr& group, torch::Tensor& tensor);
+// A scalar summed over the group, in double precision.
+double all_reduce_sum(const GroupPtr& group, double value);
 
 // Concatenation of every rank's `tensor` along `dim`, in rank order. Shapes must agree.
 torch::Tensor all_gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim);
+
+// On `root`: the concatenation of every rank's `tensor` along `dim`, in rank order; elsewhere an
+// undefined tensor. Only the root holds the whole (a sharded optimizer state gathered for saving).
+torch::Tensor gather_cat(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim, int root = 0);
 
 // Sum over the group, then this rank's slice number `rank` of size(dim)/group size along `dim`.
 torch::Tensor reduce_scatter_sum(const GroupPtr& group, const torch::Tensor& tensor, int64_t dim);

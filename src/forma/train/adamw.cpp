@@ -23,9 +23,23 @@ AdamW::AdamW(std::vector<NamedParameter> params, AdamWOptions options)
   }
 }
 
+void adamw_update(torch::Tensor& param, const torch::Tensor& grad, torch::Tensor& exp_avg, torch::Tensor& exp_avg_sq,
+                  int64_t step, double lr, double weight_decay, const AdamWOptions& options) {
+  const double beta1 = options.beta1, beta2 = options.beta2;
+  // The same operations in the same order as torch's AdamW (single-tensor path), so that results
+  // are bit-equal: decoupled decay first, then the moments, then the bias-corrected update.
+  if (weight_decay != 0) param.mul_(1 - lr * weight_decay);
+  double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
+  double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
+  exp_avg.mul_(beta1).add_(grad, 1 - beta1);
+  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+  auto denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(options.eps);
+  double step_size = lr / bias_correction1;
+  param.addcdiv_(exp_avg, denom, -step_size);
+}
+
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
-  const double beta1 = options_.beta1, beta2 = options_.beta2;
   for (auto& p : params_) {
     const auto& grad = p.tensor.grad();
     if (!grad.defined()) continue;
@@ -35,17 +49,8 @@ void AdamW::step(double lr) {
       s.exp_avg_sq = torch::zeros_like(p.tensor, torch::MemoryFormat::Preserve);
     }
     s.step += 1;
-    // The same operations in the same order as torch's AdamW (single-tensor path), so that results
-    // are bit-equal: decoupled decay first, then the moments, then the bias-corrected update.
-    double decay = p.decay ? options_.weight_decay : 0.0;
-    if (decay != 0) p.tensor.mul_(1 - lr * decay);
-    double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(s.step));
-    double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(s.step));
-    s.exp_avg.mul_(beta1).add_(grad, 1 - beta1);
-    s.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-    auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(options_.eps);
-    double step_size = lr / bias_correction1;
-    p.tensor.addcdiv_(s.exp_avg, denom, -step_size);
+    adamw_update(p.tensor, grad, s.exp_avg, s.exp_avg_sq, s.step, lr, p.decay ? options_.weight_decay : 0.0,
+                 options_);
   }
 }
 

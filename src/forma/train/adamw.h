@@ -27,6 +27,12 @@ struct NamedParameter {
 // Parameters of `module` that require grad, in registration order; decay = (dim >= 2).
 std::vector<NamedParameter> decay_groups(const torch::nn::Module& module);
 
+// One AdamW update of `param` in place, the math of torch.optim.AdamW's single-tensor path, with
+// `step` the update's number (1 for the first). Elementwise: applied to a slice of a parameter and
+// its state it gives the same numbers as on the whole (ZeRO's sharded optimizer relies on this).
+void adamw_update(torch::Tensor& param, const torch::Tensor& grad, torch::Tensor& exp_avg, torch::Tensor& exp_avg_sq,
+                  int64_t step, double lr, double weight_decay, const AdamWOptions& options);
+
 class AdamW {
  public:
   AdamW(std::vector<NamedParameter> params, AdamWOptions options);

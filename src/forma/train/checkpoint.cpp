@@ -55,18 +55,19 @@ const std::vector<std::string>& required_checkpoint_files() {
 }
 
 std::string save_checkpoint(const std::string& checkpoints_dir, int keep_last, CausalLM& model,
-                            const AdamW& optimizer, const TrainerState& state, const std::string& tokenizer_path) {
+                            const std::map<std::string, torch::Tensor>& optimizer_state, const TrainerState& state,
+                            const std::string& tokenizer_path) {
   return commit_checkpoint(checkpoints_dir, state.step, keep_last, [&](const std::string& dir) {
     copy_tokenizer(tokenizer_path, dir);
     save_pretrained(model, dir);
     write_generation_config(model->config(), dir);
-    save_tensors((fs::path(dir) / "optimizer.safetensors").string(), optimizer.state_dict(),
+    save_tensors((fs::path(dir) / "optimizer.safetensors").string(), optimizer_state,
                  {{"format", "pt"}, {"step", std::to_string(state.step)}});
     write_file_atomic((fs::path(dir) / "trainer_state.json").string(), trainer_state_to_json(state));
   });
 }
 
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, AdamW& optimizer) {
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer& optimizer) {
   verify_checkpoint(dir, required_checkpoint_files());
   auto weights_path = (fs::path(dir) / "model.safetensors").string();
   {

@@ -265,6 +265,35 @@ void read_schedule_logging_checkpoint(const YAML::Node& root, const Origins& ori
   ck.finish();
 }
 
+void read_parallel(const YAML::Node& root, const Origins& origins, Recipe* r) {
+  auto& p = r->parallel;
+  Section s(root["parallel"], "parallel", origins);
+  s.read("data_parallel", &p.data_parallel);
+  s.read("tensor_parallel", &p.tensor_parallel);
+  s.read("sequence_parallel", &p.sequence_parallel);
+  s.read("pipeline_parallel", &p.pipeline_parallel);
+  s.read("context_parallel", &p.context_parallel);
+  s.read("expert_parallel", &p.expert_parallel);
+  s.read("zero_stage", &p.zero_stage);
+  s.read("bucket_mb", &p.bucket_mb);
+  s.require(p.data_parallel >= 0, "data_parallel", "must be >= 1, or 0 for WORLD_SIZE / (the other dimensions)");
+  // Accepted so that recipes can name the whole layout; the layers for these come later.
+  const std::pair<const char*, int> not_yet[] = {{"tensor_parallel", p.tensor_parallel},
+                                                 {"pipeline_parallel", p.pipeline_parallel},
+                                                 {"context_parallel", p.context_parallel},
+                                                 {"expert_parallel", p.expert_parallel}};
+  for (auto& [key, value] : not_yet) {
+    s.require(value >= 1, key, "must be >= 1");
+    s.require(value == 1, key, fmt::format("{} is not yet supported (only 1 for now)", value));
+  }
+  s.require(!p.sequence_parallel, "sequence_parallel", "true is not yet supported (it needs tensor_parallel)");
+  s.require(p.zero_stage == 0 || p.zero_stage == 1, "zero_stage",
+            fmt::format("{} is not supported: 0 (replicated AdamW state) or 1 (sharded across data-parallel "
+                        "ranks)", p.zero_stage));
+  s.require(p.bucket_mb > 0, "bucket_mb", "must be > 0");
+  s.finish();
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name,
@@ -280,13 +309,13 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name
   check(root.IsMap(), "{}: a recipe must be a mapping of sections", source_name);
   for (auto& arg : overrides) apply_override(root, arg, &origins);
 
-  static const std::set<std::string> kSections{"model",    "tokenizer", "data",    "training",  "optimizer",
-                                               "schedule", "logging",   "checkpoint", "output_dir"};
+  static const std::set<std::string> kSections{"model",    "tokenizer", "data",       "training", "optimizer",
+                                               "schedule", "logging",   "checkpoint", "parallel", "output_dir"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     auto key = it->first.as<std::string>();
     if (!kSections.count(key)) {
       fail("{}: unknown key '{}' (sections: model, tokenizer, data, training, optimizer, schedule, "
-           "logging, checkpoint, output_dir)", origins.where(key, it->first), key);
+           "logging, checkpoint, parallel, output_dir)", origins.where(key, it->first), key);
     }
   }
   Recipe r;
@@ -295,6 +324,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name
   read_training(root, origins, &r);
   read_optimizer(root, origins, &r);
   read_schedule_logging_checkpoint(root, origins, &r);
+  read_parallel(root, origins, &r);
   if (root["output_dir"]) {
     YAML::Node out = root["output_dir"];
     check(out.IsScalar() && !out.Scalar().empty(), "{}: output_dir: expected a folder path",

@@ -66,6 +66,20 @@ struct CheckpointConfig {
   int keep_last = 3;       // older step-NNNNNNN folders are deleted
 };
 
+// How the world's processes are laid out (docs/training.md, "parallel"). The sizes of the mesh
+// dimensions must multiply to WORLD_SIZE; that is checked when training starts (parallel/layout.h),
+// since the world size comes from the launcher, not the recipe.
+struct ParallelConfig {
+  int data_parallel = 0;          // 0 (auto): WORLD_SIZE divided by the other dimensions
+  int tensor_parallel = 1;        // not yet supported above 1
+  bool sequence_parallel = false; // Megatron's: splits the tensor-parallel regions along the sequence
+  int pipeline_parallel = 1;      // must be 1 for now
+  int context_parallel = 1;       // must be 1 for now
+  int expert_parallel = 1;        // must be 1 for now
+  int zero_stage = 0;             // 0: AdamW state replicated; 1: sharded across data-parallel ranks
+  double bucket_mb = 25;          // gradient all-reduce / reduce-scatter bucket size, MB
+};
+
 struct Recipe {
   ModelSection model;
   TokenizerSection tokenizer;
@@ -75,6 +89,7 @@ struct Recipe {
   ScheduleConfig schedule;
   LoggingConfig logging;
   CheckpointConfig checkpoint;
+  ParallelConfig parallel;
   std::string output_dir = "runs/train";
   std::string source;    // the recipe file, for messages
   std::string snapshot;  // the effective YAML (after --set), stored in every checkpoint

@@ -2,12 +2,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/core/progress.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/model_stats.h"
+#include "forma/parallel/layout.h"
 #include "forma/train/checkpoint.h"
 #include "forma/train/checkpoint_dir.h"
 #include "forma/train/matmul_peak.h"
@@ -39,14 +41,29 @@ bool is_hf_folder(const std::string& path) {
 
 Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(recipe)), options_(options) {
   if (recipe_.training.threads > 0) torch::set_num_threads(recipe_.training.threads);
+  setup_parallel();
   build_model();
   open_data();
   const auto& o = recipe_.optimizer;
-  optimizer_ = std::make_unique<AdamW>(decay_groups(*model_), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
+  dp_.broadcast_parameters(decay_groups(*model_));
+  optimizer_ = dp_.make_optimizer(decay_groups(*model_), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
+                                  recipe_.parallel.zero_stage, recipe_.parallel.bucket_mb);
   schedule_ = std::make_unique<LrSchedule>(recipe_.schedule, o.lr, recipe_.training.max_steps);
   flops_per_token_ = training_flops_per_token(model_->config(), recipe_.training.seq_len);
   state_.schedule = recipe_.schedule.type;
   state_.recipe_snapshot = recipe_.snapshot;
+}
+
+void Trainer::setup_parallel() {
+  auto env = parallel::detect_dist_env();
+  auto shape = parallel::plan_mesh_shape(recipe_, env);  // checked in one process too
+  if (env.world_size == 1) return;
+  // Rank 0 speaks for the run; the others only report problems.
+  if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
+  dp_ = parallel::DataParallel(std::make_shared<parallel::DeviceMesh>(env, shape));
+  log::info("{} processes ({}): data_parallel={}, zero_stage={}, {} of the {} micro-batches of a step per rank",
+            env.world_size, env.source, shape.dp, recipe_.parallel.zero_stage,
+            recipe_.training.grad_accum_steps / shape.dp, recipe_.training.grad_accum_steps);
 }
 
 void Trainer::build_model() {
@@ -107,22 +124,25 @@ StepResult Trainer::step() {
   auto start = std::chrono::steady_clock::now();
   model_->train();
   torch::Tensor loss_sum = torch::zeros({}, torch::kFloat64);
-  for (int64_t micro = 0; micro < t.grad_accum_steps; ++micro) {
-    auto batch = make_batch(*train_data_, state_.data_cursor, t.micro_batch_size, t.seq_len);
-    state_.data_cursor += t.micro_batch_size;
+  // This rank's consecutive share of the step's micro-batches (all of them in one process).
+  const int64_t per_rank = t.grad_accum_steps / dp_.size();
+  for (int64_t micro = dp_.rank() * per_rank; micro < (dp_.rank() + 1) * per_rank; ++micro) {
+    auto batch = make_batch(*train_data_, state_.data_cursor + micro * t.micro_batch_size, t.micro_batch_size,
+                            t.seq_len);
     auto logits = model_->forward(batch.inputs);  // [B, T, V]
     auto loss = next_token_loss(logits, batch.targets) + model_->aux_loss();
-    // Scaled so that the accumulated gradient is that of the mean over all micro-batches.
+    // Scaled so that the accumulated gradient (summed over ranks) is that of the mean over all
+    // micro-batches of the step.
     (loss / static_cast<double>(t.grad_accum_steps)).backward();
     loss_sum += loss.detach().to(torch::kFloat64);
   }
+  state_.data_cursor += t.micro_batch_size * t.grad_accum_steps;
   StepResult r;
-  r.loss = loss_sum.item<double>() / static_cast<double>(t.grad_accum_steps);
+  r.loss = dp_.sum(loss_sum.item<double>()) / static_cast<double>(t.grad_accum_steps);
   check(std::isfinite(r.loss), "training diverged: loss is {} at step {} (lower optimizer.lr?)", r.loss,
         state_.step + 1);
-  r.grad_norm = clip_grad_norm(optimizer_->params(), recipe_.optimizer.grad_clip);
   r.lr = schedule_->at(state_.step + 1);
-  optimizer_->step(r.lr);
+  r.grad_norm = optimizer_->step(r.lr, recipe_.optimizer.grad_clip);
   optimizer_->zero_grad();
   state_.step += 1;
   state_.tokens_seen += tokens_per_step();
@@ -138,13 +158,13 @@ double Trainer::evaluate() {
   torch::NoGradGuard no_grad;
   model_->eval();
   double total = 0;
-  for (int64_t i = 0; i < recipe_.logging.eval_steps; ++i) {
+  for (int64_t i = dp_.rank(); i < recipe_.logging.eval_steps; i += dp_.size()) {
     // The same leading validation samples every time, so val_loss values are comparable.
     auto batch = make_batch(*valid_data_, i * t.micro_batch_size, t.micro_batch_size, t.seq_len);
     total += next_token_loss(model_->forward(batch.inputs), batch.targets).item<double>();
   }
   model_->train();
-  return total / static_cast<double>(recipe_.logging.eval_steps);
+  return dp_.sum(total) / static_cast<double>(recipe_.logging.eval_steps);
 }
 
 void Trainer::resume(const std::string& checkpoint) {
@@ -163,10 +183,16 @@ void Trainer::save() {
   if (!options_.write_outputs || last_saved_step_ == state_.step) return;
   state_.rng_state_hex = capture_torch_rng();
   auto start = std::chrono::steady_clock::now();
-  auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, *optimizer_, state_,
-                             recipe_.tokenizer.path);
+  // Every rank takes part in gathering a sharded optimizer state; rank 0 writes the one checkpoint,
+  // the same files as in one process, so it resumes under any number of ranks.
+  auto optimizer_state = optimizer_->gather_state_dict();
+  if (writes_outputs()) {
+    auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
+                               recipe_.tokenizer.path);
+    log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
+  }
+  dp_.barrier();
   last_saved_step_ = state_.step;
-  log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
 }
 
 void Trainer::log_step(const StepResult& r, double interval_seconds, int64_t interval_tokens) {
@@ -184,13 +210,13 @@ void Trainer::log_step(const StepResult& r, double interval_seconds, int64_t int
 RunEnd Trainer::run() {
   const auto& t = recipe_.training;
   const auto& lg = recipe_.logging;
-  if (options_.write_outputs) metrics_ = std::make_unique<MetricsLog>(recipe_.output_dir, state_.step > 0 ? state_.step : -1);
+  if (writes_outputs()) metrics_ = std::make_unique<MetricsLog>(recipe_.output_dir, state_.step > 0 ? state_.step : -1);
   install_stop_handlers();
   matmul_peak_gflops();  // measured once now, not in the middle of the first interval
   log::info("training steps {}..{}: {} tokens per step ({} x {} x {}), {:.3g} FLOPs per token", state_.step + 1,
             t.max_steps, tokens_per_step(), t.micro_batch_size, t.grad_accum_steps, t.seq_len, flops_per_token_);
-  Progress progress("train", t.max_steps, "step");
-  progress.update(state_.step);
+  std::optional<Progress> progress;
+  if (dp_.is_main()) progress.emplace("train", t.max_steps, "step"), progress->update(state_.step);
   double interval_seconds = 0;
   int64_t interval_tokens = 0;
   RunEnd end = RunEnd::finished;
@@ -198,7 +224,7 @@ RunEnd Trainer::run() {
     auto r = step();
     interval_seconds += r.seconds;
     interval_tokens += tokens_per_step();
-    progress.update(state_.step, fmt::format("loss {:.4f}", r.loss));
+    if (progress) progress->update(state_.step, fmt::format("loss {:.4f}", r.loss));
     if (state_.step % lg.log_interval == 0 || state_.step == t.max_steps) {
       log_step(r, interval_seconds, interval_tokens);
       interval_seconds = 0, interval_tokens = 0;
@@ -214,13 +240,13 @@ RunEnd Trainer::run() {
       end = RunEnd::stopped;
       break;
     }
-    if (stop_requested()) {
-      log::warn("signal {} received: stopping after step {}", stop_signal_number(), state_.step);
+    if (dp_.any(stop_requested())) {  // all ranks stop after the same step, whichever got the signal
+      if (stop_requested()) log::warn("signal {} received: stopping after step {}", stop_signal_number(), state_.step);
       end = RunEnd::stopped;
       break;
     }
   }
-  progress.finish(fmt::format("loss {:.4f}", state_.last_loss));
+  if (progress) progress->finish(fmt::format("loss {:.4f}", state_.last_loss));
   save();
   if (metrics_) metrics_->write_svg();
   return end;

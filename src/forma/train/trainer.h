@@ -1,6 +1,8 @@
-// Single-process training: gradient accumulation, AdamW with a warm-up schedule, clipping,
-// periodic evaluation, metrics (metrics.jsonl, loss.svg, a progress bar and log lines with
-// tokens/s and MFU), checkpoints, exact resume, and a clean stop on SIGINT/SIGTERM.
+// Training: gradient accumulation, AdamW with a warm-up schedule, clipping, periodic evaluation,
+// metrics (metrics.jsonl, loss.svg, a progress bar and log lines with tokens/s and MFU),
+// checkpoints, exact resume, and a clean stop on SIGINT/SIGTERM. In one process, or as one rank of
+// a data-parallel run when a launcher set WORLD_SIZE > 1 (parallel/data_parallel.h): each rank then
+// runs its share of every step's micro-batches, and rank 0 alone writes logs, metrics and checkpoints.
 #pragma once
 #include <torch/torch.h>
 
@@ -9,10 +11,11 @@
 #include <string>
 
 #include "forma/model/causal_lm.h"
-#include "forma/train/adamw.h"
+#include "forma/parallel/data_parallel.h"
 #include "forma/train/batches.h"
 #include "forma/train/lr_schedule.h"
 #include "forma/train/metrics_log.h"
+#include "forma/train/optimizer.h"
 #include "forma/train/recipe.h"
 #include "forma/train/trainer_state.h"
 
@@ -25,8 +28,8 @@ struct TrainerOptions {
 };
 
 struct StepResult {
-  double loss = 0;       // mean over the micro-batches (cross entropy + auxiliary loss)
-  double grad_norm = 0;  // before clipping
+  double loss = 0;       // mean over the global batch's micro-batches (cross entropy + auxiliary loss)
+  double grad_norm = 0;  // of the global gradient, before clipping
   double lr = 0;
   double seconds = 0;    // wall time of the step
 };
@@ -44,24 +47,29 @@ class Trainer {
   RunEnd run();
 
   StepResult step();   // one optimizer step (grad_accum_steps micro-batches)
-  double evaluate();   // mean validation loss over logging.eval_steps micro-batches
+  double evaluate();   // mean validation loss over logging.eval_steps micro-batches (shared among ranks)
 
   const TrainerState& state() const { return state_; }
   CausalLM& model() { return model_; }
   double flops_per_token() const { return flops_per_token_; }
   int64_t tokens_per_step() const;
   std::string checkpoints_dir() const;
+  const parallel::DataParallel& data_parallel() const { return dp_; }
 
  private:
+  void setup_parallel();
   void build_model();
   void open_data();
   void save();
   void log_step(const StepResult& result, double interval_seconds, int64_t interval_tokens);
 
+  bool writes_outputs() const { return options_.write_outputs && dp_.is_main(); }
+
   Recipe recipe_;
   TrainerOptions options_;
+  parallel::DataParallel dp_;  // one process unless WORLD_SIZE > 1
   CausalLM model_{nullptr};
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<SampleSource> train_data_, valid_data_;
   std::unique_ptr<MetricsLog> metrics_;
