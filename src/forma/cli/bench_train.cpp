@@ -49,20 +49,10 @@ void run_bench(const BenchArgs& args) {
   std::printf("%s\n", j.dump().c_str());
 }
 
-// `bench` groups several benchmarks: reuse the group when another file created it first.
-CLI::App* bench_group(CLI::App& app) {
-  try {
-    return app.get_subcommand("bench");
-  } catch (const CLI::OptionNotFound&) {
-    auto* bench = app.add_subcommand("bench", "benchmarks");
-    bench->require_subcommand(1);
-    return bench;
-  }
-}
-
 forma::cli::CommandRegistration reg(80, [](CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
-  auto* cmd = bench_group(app)->add_subcommand("train", "training speed: tokens/s, step time, MFU");
+  auto* bench = forma::cli::subcommand_group(app, "bench", "benchmarks");
+  auto* cmd = bench->add_subcommand("train", "training speed: tokens/s, step time, MFU");
   cmd->add_option("--config", args->config, "recipe YAML file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--steps", args->steps, "timed steps (default 5)");
   cmd->add_option("--warmup", args->warmup, "untimed steps first (default 2)");

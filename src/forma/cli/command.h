@@ -18,4 +18,8 @@ struct CommandRegistration {
 // The registered setups, in `order`.
 std::vector<CommandSetup> registered_commands();
 
+// A group of subcommands that several files add to (e.g. `bench train`, `bench generate`): the
+// existing subcommand `name`, or a new one requiring a subcommand of its own.
+CLI::App* subcommand_group(CLI::App& app, const std::string& name, const std::string& description);
+
 }  // namespace forma::cli

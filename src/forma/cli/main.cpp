@@ -24,6 +24,16 @@ std::vector<CommandSetup> registered_commands() {
   return out;
 }
 
+CLI::App* subcommand_group(CLI::App& app, const std::string& name, const std::string& description) {
+  try {
+    return app.get_subcommand(name);
+  } catch (const CLI::OptionNotFound&) {
+    auto* group = app.add_subcommand(name, description);
+    group->require_subcommand(1);
+    return group;
+  }
+}
+
 }  // namespace forma::cli
 
 int main(int argc, char** argv) {
