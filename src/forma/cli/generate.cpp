@@ -5,13 +5,16 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "forma/cli/command.h"
 #include "forma/core/error.h"
 #include "forma/core/log.h"
+#include "forma/cli/model_inputs.h"
+#include "forma/core/progress.h"
+#include "forma/infer/batch_generate.h"
 #include "forma/infer/generate.h"
 #include "forma/infer/generation_defaults.h"
+#include "forma/infer/prompts_file.h"
 #include "forma/model/hf_io.h"
 #include "forma/tokenizer/tokenizer.h"
 
@@ -24,6 +27,8 @@ struct GenerateArgs {
   std::string model_dir;
   std::string prompt;
   std::string prompt_ids;
+  std::string prompts_file;
+  int64_t max_batch = 32;
   int64_t max_new_tokens = 0;
   double temperature = 0, top_p = 1, min_p = 0, repetition_penalty = 1;
   int64_t top_k = 0;
@@ -38,38 +43,6 @@ struct GivenOptions {
   CLI::Option *max_new_tokens, *temperature, *top_k, *top_p, *min_p, *repetition_penalty, *seed,
       *stop;
 };
-
-bool has_tokenizer_files(const std::string& dir) {
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "encoder.json"}) {
-    if (fs::exists(fs::path(dir) / name)) return true;
-  }
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".tiktoken") return true;
-  }
-  return false;
-}
-
-// "1, 2,3" -> {1, 2, 3}; errors name the offending item.
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    size_t used = 0;
-    long long value = -1;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    while (used < item.size() && item[used] == ' ') ++used;
-    check(used == item.size() && !item.empty() && value >= 0 && value <= INT32_MAX,
-          "--prompt-ids: \"{}\" is not a token id (expected e.g. 1,2,3)", item);
-    ids.push_back(static_cast<int32_t>(value));
-  }
-  check(!ids.empty(), "--prompt-ids: no ids given");
-  return ids;
-}
 
 void apply_flags(const GenerateArgs& args, const GivenOptions& given, infer::GenerationConfig* config) {
   if (given.max_new_tokens->count()) config->max_new_tokens = args.max_new_tokens;
@@ -90,22 +63,60 @@ void write_stdout(std::string_view text) {
   std::fflush(stdout);
 }
 
+// --prompts-file: every line of the file as one request, run in batches; one JSON line per prompt,
+// in the file's order.
+void run_prompts_file(const GenerateArgs& args, const std::vector<infer::PromptLine>& prompts,
+                      CausalLM& model, const tok::Tokenizer* tokenizer) {
+  std::vector<infer::BatchRequest> requests;
+  int64_t budget = 0;
+  for (const auto& prompt : prompts) {
+    requests.push_back(prompt.request);
+    budget += prompt.request.config.max_new_tokens;
+  }
+  Progress progress("generate", budget, "tok");
+  for (auto& request : requests) {
+    request.callbacks.on_token = [&progress](int32_t, const torch::Tensor&) { progress.advance(); };
+  }
+  infer::BatchTimings timings;
+  auto results = infer::generate_batches(model, requests, args.max_batch, tokenizer, &timings);
+  progress.finish();
+  for (size_t i = 0; i < results.size(); ++i) {
+    // Text cut inside a character is not valid UTF-8: replace such bytes rather than fail.
+    write_stdout(infer::prompt_result_json(prompts[i], i, results[i])
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                 "\n");
+  }
+  const double seconds = timings.prefill_seconds + timings.decode_seconds;
+  log::info("generate: {} prompts in batches of at most {}: {} prompt tokens in {:.2f} s, {} new tokens in "
+            "{:.2f} s ({:.1f} tokens/s overall)",
+            prompts.size(), args.max_batch, timings.prompt_tokens, timings.prefill_seconds,
+            timings.generated_tokens, timings.decode_seconds,
+            seconds > 0 ? timings.generated_tokens / seconds : 0.0);
+}
+
 void run_generate(const GenerateArgs& args, const GivenOptions& given) {
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
-  check(args.prompt.empty() != args.prompt_ids.empty(), "give exactly one of --prompt and --prompt-ids");
-  std::unique_ptr<tok::Tokenizer> tokenizer;
-  if (has_tokenizer_files(args.model_dir)) tokenizer = tok::load_tokenizer(args.model_dir);
-  check(tokenizer || args.prompt.empty(),
-        "--prompt: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or "
-        "*.tiktoken); use --prompt-ids",
-        args.model_dir);
+  const bool batch = !args.prompts_file.empty();
+  if (batch) {
+    check(args.prompt.empty() && args.prompt_ids.empty(), "--prompts-file replaces --prompt and --prompt-ids");
+    check(!args.no_cache, "--no-cache does not apply to --prompts-file (batches always use the KV cache)");
+    check(args.max_batch >= 1, "--max-batch must be >= 1, got {}", args.max_batch);
+  }
+  std::unique_ptr<tok::Tokenizer> tokenizer = load_folder_tokenizer(args.model_dir);
+  // The prompts are read before the weights, which may take long to load.
+  const ModelConfig model_config = load_model_config(args.model_dir);
+  auto config = infer::load_generation_defaults(args.model_dir, model_config, tokenizer.get());
+  apply_flags(args, given, &config);
+  std::vector<int32_t> prompt;
+  std::vector<infer::PromptLine> prompts;
+  if (batch) {
+    prompts = infer::read_prompts_file(args.prompts_file, config, tokenizer.get(), model_config.vocab_size);
+  } else {
+    prompt = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
+  }
 
   CausalLM model = load_pretrained(args.model_dir);
-  auto config = infer::load_generation_defaults(args.model_dir, model->config(), tokenizer.get());
-  apply_flags(args, given, &config);
-  // HF's tokenizer(prompt) adds the special tokens of its post-processor (Llama's BOS) by default.
-  const std::vector<int32_t> prompt =
-      args.prompt.empty() ? parse_ids(args.prompt_ids) : tokenizer->encode(args.prompt, true);
+  if (batch) return run_prompts_file(args, prompts, model, tokenizer.get());
 
   infer::GenerationCallbacks callbacks;
   if (!args.json && tokenizer) {
@@ -137,6 +148,11 @@ CommandRegistration reg(40, [](CLI::App& app) {
       ->required();
   cmd->add_option("--prompt", args->prompt, "prompt text (encoded with the folder's tokenizer)");
   cmd->add_option("--prompt-ids", args->prompt_ids, "prompt as token ids, e.g. 1,2,3");
+  cmd->add_option("--prompts-file", args->prompts_file,
+                  "JSON lines, one prompt per line ({\"prompt\": ...} or {\"prompt_ids\": [...]}, optional "
+                  "per-line settings); run as batches, one JSON line out per prompt")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--max-batch", args->max_batch, "most prompts of --prompts-file in one batch (default 32)");
   given->max_new_tokens = cmd->add_option("--max-new-tokens", args->max_new_tokens,
                                           "most tokens to generate (default 128 or generation_config.json)");
   given->temperature = cmd->add_option("--temperature", args->temperature, "0 = greedy");

@@ -6,7 +6,7 @@
 
 #include "forma/core/error.h"
 #include "forma/core/log.h"
-#include "forma/infer/text_stream.h"
+#include "forma/infer/sequence_decoder.h"
 
 namespace forma::infer {
 
@@ -28,10 +28,6 @@ const char* stop_reason_name(StopReason reason) {
   return "unknown";
 }
 
-namespace {
-
-// Checks the prompt against the model and returns how many tokens may be generated, which the
-// model's context length (learned position tables end there) may lower below max_new_tokens.
 int64_t generation_budget(const ModelConfig& model_config, const std::vector<int32_t>& prompt,
                           int64_t max_new_tokens) {
   check(!prompt.empty(), "generation: the prompt has no tokens");
@@ -53,6 +49,8 @@ int64_t generation_budget(const ModelConfig& model_config, const std::vector<int
   return std::min(max_new_tokens, context - prompt_len);
 }
 
+namespace {
+
 torch::Tensor as_batch_of_one(const std::vector<int32_t>& ids, torch::Device device) {
   auto cpu = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
   return cpu.to(device).unsqueeze(0);  // [1, T]
@@ -66,65 +64,30 @@ torch::Tensor last_logits(const torch::Tensor& logits) { return logits.select(0,
 GenerationResult generate(CausalLM& model, const std::vector<int32_t>& prompt_ids,
                           const GenerationConfig& config, const tok::Tokenizer* tokenizer,
                           const GenerationCallbacks& callbacks) {
-  config.validate();
-  check(tokenizer || config.stop_strings.empty(), "generation: stop strings need a tokenizer");
   const ModelConfig& model_config = model->config();
-  const int64_t budget = generation_budget(model_config, prompt_ids, config.max_new_tokens);
+  SequenceDecoder decoder(model_config, prompt_ids, config, tokenizer, callbacks);
   const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
 
   torch::NoGradGuard no_grad;
-  // Evaluation mode while generating (no dropout); the caller's mode is restored on every exit.
-  struct EvalModeGuard {
-    CausalLM& model;
-    bool was_training = model->is_training();
-    ~EvalModeGuard() { model->train(was_training); }
-  } eval_guard{model};
-  model->eval();
+  EvalModeGuard eval_guard(model);
   const torch::Device device = model->parameters().front().device();
-
-  Sampler sampler(config.sampling, config.seed, model_config.vocab_size);
-  sampler.observe(prompt_ids);
   std::optional<KVCache> cache;
-  if (config.use_cache) cache.emplace(model_config, prompt_len + budget);
-  std::optional<TextStream> stream;
-  if (tokenizer) stream.emplace(*tokenizer, config.stop_strings);
-  auto emit = [&](const std::string& piece) {
-    if (!piece.empty() && callbacks.on_text) callbacks.on_text(piece);
-  };
+  if (config.use_cache) cache.emplace(model_config, prompt_len + decoder.budget());
 
-  GenerationResult result;
   std::vector<int32_t> sequence = prompt_ids;  // prompt + generated, for the no-cache path
   const auto start = std::chrono::steady_clock::now();
   // Prefill: the whole prompt in one forward; its last position predicts the first new token.
   torch::Tensor logits = last_logits(model->forward(as_batch_of_one(prompt_ids, device),
                                                     cache ? &*cache : nullptr));
   const auto prefilled = std::chrono::steady_clock::now();
-  result.stop_reason = budget < config.max_new_tokens ? StopReason::kContextLength
-                                                      : StopReason::kMaxNewTokens;
-  for (int64_t step = 0; step < budget; ++step) {
-    const int32_t token = sampler.next(logits);
-    result.ids.push_back(token);
+  while (true) {
+    const int32_t token = decoder.step(logits);
+    if (decoder.done()) break;  // no forward for a token nobody will read
     sequence.push_back(token);
-    if (callbacks.on_token) callbacks.on_token(token, logits);
-    if (std::find(config.eos_ids.begin(), config.eos_ids.end(), token) != config.eos_ids.end()) {
-      result.stop_reason = StopReason::kEos;
-      break;
-    }
-    if (stream) {
-      emit(stream->push(token));
-      if (stream->stopped()) {
-        result.stop_reason = StopReason::kStopString;
-        break;
-      }
-    }
-    if (step + 1 == budget) break;  // no forward for a token nobody will read
     logits = cache ? last_logits(model->forward(as_batch_of_one({token}, device), &*cache))
                    : last_logits(model->forward(as_batch_of_one(sequence, device)));
   }
-  if (stream) {
-    emit(stream->finish());
-    result.text = stream->text();
-  }
+  GenerationResult result = decoder.finish();
 
   const auto end = std::chrono::steady_clock::now();
   const double prefill_s = std::chrono::duration<double>(prefilled - start).count();

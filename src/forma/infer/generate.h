@@ -46,6 +46,28 @@ struct GenerationCallbacks {
   std::function<void(int32_t id, const torch::Tensor& logits)> on_token;
 };
 
+// How many tokens may follow `prompt`: max_new_tokens, lowered (with a warning) where the model's
+// context length (max_position_embeddings: learned position tables end there) comes first.
+// Errors (forma::Error): an empty prompt, ids outside the vocabulary, a prompt as long as the
+// context.
+int64_t generation_budget(const ModelConfig& model_config, const std::vector<int32_t>& prompt,
+                          int64_t max_new_tokens);
+
+// Evaluation mode (no dropout) for a scope; the caller's mode is restored on every exit.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(CausalLM& model) : model_(model), was_training_(model->is_training()) {
+    model_->eval();
+  }
+  ~EvalModeGuard() { model_->train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  CausalLM& model_;
+  bool was_training_;
+};
+
 // `tokenizer` may be null (no text, no stop strings). Errors (forma::Error): empty prompt, ids
 // outside the model's vocabulary, a prompt as long as the model's context, invalid config.
 GenerationResult generate(CausalLM& model, const std::vector<int32_t>& prompt_ids,

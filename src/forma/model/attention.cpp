@@ -18,6 +18,19 @@ torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const to
   return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
 }
 
+torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
+                                 const torch::Tensor& left_padding) {
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(left_padding.device());
+  torch::Tensor i = torch::arange(start, start + count, opts).view({1, count, 1});      // [1, T, 1]
+  torch::Tensor j = torch::arange(0, start + count, opts).view({1, 1, start + count});  // [1, 1, S]
+  torch::Tensor first = left_padding.view({-1, 1, 1});                                 // [B, 1, 1]
+  torch::Tensor allowed = (j <= i).logical_and(j >= first);
+  if (window > 0) allowed = allowed.logical_and(j > i - window);
+  allowed = allowed.logical_or(j == i);  // [B, T, S]
+  torch::Tensor mask = torch::zeros(allowed.sizes(), torch::TensorOptions().device(left_padding.device()));
+  return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity()).unsqueeze(1);
+}
+
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
     : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope) {
   using torch::nn::Linear;

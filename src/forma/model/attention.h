@@ -14,13 +14,20 @@ namespace forma {
 // What every layer of one forward call shares.
 struct LayerInputs {
   RopeTables rope;     // undefined tensors for learned positions
-  torch::Tensor mask;  // [T, S] additive: 0 where query i may see key j, -inf elsewhere
+  torch::Tensor mask;  // [T, S] or [B, 1, T, S] additive: 0 where query i may see key j, else -inf
   KVCache* cache = nullptr;
 };
 
 // Additive causal mask for queries at positions start..start+T-1 over keys 0..start+T-1:
 // query i sees key j iff j <= i and (window == 0 or j > i - window).
 torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const torch::Device& device);
+
+// The causal mask of left-padded batch rows (see kv_cache.h), [B, 1, T, S]: row b's query i also
+// needs j >= left_padding[b], so no real token sees padding. A padding query sees itself only, so
+// that no softmax row is all -inf (that would be NaN, and NaN values times weight 0 would still
+// reach the real tokens through the cache).
+torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
+                                 const torch::Tensor& left_padding);
 
 class AttentionImpl : public torch::nn::Module {
  public:

@@ -30,20 +30,42 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   check(input_ids.dim() == 2, "input_ids must be [B, T], got {} dimensions", input_ids.dim());
   const int64_t start = cache ? cache->length() : 0;
   const int64_t count = input_ids.size(1);
-  check(arch_->position == PositionKind::Rope || start + count <= config_.max_position_embeddings,
-        "sequence of {} positions exceeds max_position_embeddings {} of a learned-position model",
-        start + count, config_.max_position_embeddings);
   torch::Tensor x = call_child(*this, "embed_tokens", input_ids);  // [B, T, C]
+  if (inv_freq_.defined() && inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
   LayerInputs inputs;
-  if (arch_->position == PositionKind::Learned) {
-    torch::Tensor positions = torch::arange(start, start + count, input_ids.options());
-    x = x + call_child(*this, "embed_positions", positions);
-  } else {
-    if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
-    inputs.rope = rope_tables(inv_freq_, start, count);
-  }
-  inputs.mask = causal_mask(start, count, config_.effective_sliding_window(), x.device());
   inputs.cache = cache;
+  const int64_t window = config_.effective_sliding_window();
+  if (cache && cache->left_padding().defined()) {
+    // Left-padded batch rows (kv_cache.h): each row's positions start after its padding; padding
+    // tokens get position 0 and are masked out.
+    torch::Tensor padding = cache->left_padding().to(x.device());
+    check(padding.size(0) == input_ids.size(0), "{} batch rows for a cache padded for {}",
+          input_ids.size(0), padding.size(0));
+    torch::Tensor positions =
+        (torch::arange(start, start + count, padding.options()).unsqueeze(0) - padding.unsqueeze(1))
+            .clamp_min(0);  // [B, T]
+    const int64_t last = positions.max().item<int64_t>();
+    check(arch_->position == PositionKind::Rope || last < config_.max_position_embeddings,
+          "position {} exceeds max_position_embeddings {} of a learned-position model", last,
+          config_.max_position_embeddings);
+    if (arch_->position == PositionKind::Learned) {
+      x = x + call_child(*this, "embed_positions", positions);
+    } else {
+      inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
+    }
+    inputs.mask = padded_causal_mask(start, count, window, padding);
+  } else {
+    check(arch_->position == PositionKind::Rope || start + count <= config_.max_position_embeddings,
+          "sequence of {} positions exceeds max_position_embeddings {} of a learned-position model",
+          start + count, config_.max_position_embeddings);
+    if (arch_->position == PositionKind::Learned) {
+      torch::Tensor positions = torch::arange(start, start + count, input_ids.options());
+      x = x + call_child(*this, "embed_positions", positions);
+    } else {
+      inputs.rope = rope_tables(inv_freq_, start, count);
+    }
+    inputs.mask = causal_mask(start, count, window, x.device());
+  }
   if (hidden_states) hidden_states->assign(1, x);
   router_logits_.clear();
   // MoE layers are not recomputed yet: their two-output recompute failed in backward (known gap).
@@ -81,12 +103,15 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, KVCache* cac
 torch::Tensor CausalLMImpl::forward_with_hidden_states(const torch::Tensor& input_ids,
                                                        std::vector<torch::Tensor>* hidden_states,
                                                        KVCache* cache) {
-  torch::Tensor h = model_->forward(input_ids, cache, hidden_states);
+  return output_logits(model_->forward(input_ids, cache, hidden_states));
+}
+
+torch::Tensor CausalLMImpl::output_logits(const torch::Tensor& hidden) {
   // A tied model has no lm_head of its own unless tensor parallelism registered one (sharing the
   // vocab-parallel embedding's weight, see parallel/tensor_parallel_model.h).
   torch::Tensor logits = named_children().contains("lm_head")
-                             ? call_child(*this, "lm_head", h)
-                             : torch::linear(h, child_weight(*model_, "embed_tokens"));
+                             ? call_child(*this, "lm_head", hidden)
+                             : torch::linear(hidden, child_weight(*model_, "embed_tokens"));
   return logits.to(torch::kFloat);  // [B, T, V]
 }
 

@@ -17,7 +17,8 @@ namespace forma {
 class TransformerImpl : public torch::nn::Module {
  public:
   explicit TransformerImpl(const ModelConfig& config);
-  // input_ids [B, T] -> final-norm output [B, T, C]. `hidden_states`, when given, receives HF's
+  // input_ids [B, T] -> final-norm output [B, T, C]. A cache with left padding (kv_cache.h) gives
+  // each batch row its own positions and mask. `hidden_states`, when given, receives HF's
   // output_hidden_states tuple (embeddings, each layer's output, then the final-norm output).
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache,
                         std::vector<torch::Tensor>* hidden_states = nullptr);
@@ -45,6 +46,9 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor forward_with_hidden_states(const torch::Tensor& input_ids,
                                            std::vector<torch::Tensor>* hidden_states,
                                            KVCache* cache = nullptr);
+  // The output projection of final-norm hidden states [..., C] -> fp32 logits [..., V] (what
+  // forward() applies to every position; generation applies it to the last one only).
+  torch::Tensor output_logits(const torch::Tensor& hidden);
   // Load-balancing auxiliary loss of the last forward (already times router_aux_loss_coef, as HF
   // MixtralForCausalLM adds it to the loss); a zero scalar for dense models.
   torch::Tensor aux_loss() const;

@@ -1,5 +1,7 @@
 #include "forma/model/kv_cache.h"
 
+#include <algorithm>
+
 #include "forma/core/error.h"
 #include "forma/model/config.h"
 
@@ -43,6 +45,33 @@ void KVCache::advance(int64_t count) {
 void KVCache::truncate(int64_t length) {
   check(length >= 0 && length <= length_, "KVCache: cannot truncate {} positions to {}", length_, length);
   length_ = length;
+}
+
+void KVCache::set_left_padding(const torch::Tensor& left_padding) {
+  check(length_ == 0, "KVCache: the left padding is set before the first forward call");
+  check(left_padding.dim() == 1 && left_padding.scalar_type() == torch::kInt64,
+        "KVCache: left padding must be an int64 vector [B]");
+  left_padding_ = left_padding;
+}
+
+void KVCache::select_rows(const torch::Tensor& rows) {
+  check(rows.dim() == 1 && rows.numel() > 0, "KVCache: select_rows needs a non-empty index vector");
+  int64_t shared_padding = 0;
+  if (left_padding_.defined()) {
+    left_padding_ = left_padding_.index_select(0, rows.to(left_padding_.device()));
+    shared_padding = std::min(left_padding_.min().item<int64_t>(), length_);
+    left_padding_ = left_padding_ - shared_padding;
+  }
+  for (auto* tensors : {&keys_, &values_}) {
+    for (torch::Tensor& t : *tensors) {
+      if (!t.defined()) continue;
+      // [B, kv_heads, S_max, D]: the kept rows, positions from the first one that is not padding
+      // everywhere; contiguous copies so the dropped rows' memory is released.
+      t = t.index_select(0, rows.to(t.device())).narrow(2, shared_padding, max_length_ - shared_padding).contiguous();
+    }
+  }
+  length_ -= shared_padding;
+  max_length_ -= shared_padding;
 }
 
 }  // namespace forma

@@ -43,10 +43,16 @@ torch::Tensor rope_inv_freq(const ModelConfig& config) {
 }
 
 RopeTables rope_tables(const torch::Tensor& inv_freq, int64_t start, int64_t count) {
-  torch::Tensor positions =
-      torch::arange(start, start + count, torch::TensorOptions().dtype(torch::kFloat).device(inv_freq.device()));
-  torch::Tensor angles = torch::outer(positions, inv_freq.to(torch::kFloat));  // [T, D/2]
-  torch::Tensor emb = torch::cat({angles, angles}, -1);                          // [T, D]
+  return rope_tables_at(inv_freq, torch::arange(start, start + count,
+                                                torch::TensorOptions().device(inv_freq.device())));
+}
+
+RopeTables rope_tables_at(const torch::Tensor& inv_freq, const torch::Tensor& positions) {
+  // One fp32 product position * inv_freq per angle (what HF's outer product computes), so the
+  // tables of a position are the same whichever call or batch row asks for it.
+  torch::Tensor angles = positions.to(inv_freq.device(), torch::kFloat).unsqueeze(-1) *
+                         inv_freq.to(torch::kFloat);       // [..., D/2]
+  torch::Tensor emb = torch::cat({angles, angles}, -1);  // [..., D]
   return {emb.cos(), emb.sin()};
 }
 

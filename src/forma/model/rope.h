@@ -12,13 +12,15 @@ namespace forma {
 torch::Tensor rope_inv_freq(const ModelConfig& config);
 
 struct RopeTables {
-  torch::Tensor cos, sin;  // [T, D]
+  torch::Tensor cos, sin;  // [T, D], or [B, 1, T, D] for per-row positions
 };
 
 // Tables for positions start..start+count-1, fp32, on inv_freq's device.
 RopeTables rope_tables(const torch::Tensor& inv_freq, int64_t start, int64_t count);
+// Tables for arbitrary integer positions [...] (e.g. [B, 1, T] per batch row) -> [..., D].
+RopeTables rope_tables_at(const torch::Tensor& inv_freq, const torch::Tensor& positions);
 
-// x [B, H, T, D] rotated by cos/sin [T, D]: x * cos + rotate_half(x) * sin.
+// x [B, H, T, D] rotated by cos/sin [T, D] (or [B, 1, T, D]): x * cos + rotate_half(x) * sin.
 torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
 
 }  // namespace forma

@@ -1,0 +1,167 @@
+// `forma bench generate --model M [--batch-sizes 1,4,16] [--pp 512] [--tg 128] [--reps 3] [--json]`:
+// inference speed as llama-bench measures it, through the batched engine of --prompts-file
+// (infer/batch_generate.h), for each batch size B:
+//   ppN  prompt processing: one prefill of B prompts of N random tokens; B * N / seconds
+//   tgN  text generation: B one-token prompts, then N greedy decode steps; B * N / seconds
+// mean ± sample standard deviation over --reps timed runs, after one short untimed warm-up run.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "forma/cli/command.h"
+#include "forma/cli/model_inputs.h"
+#include "forma/core/error.h"
+#include "forma/core/log.h"
+#include "forma/infer/batch_generate.h"
+#include "forma/model/hf_io.h"
+
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::bench_generate_command {
+
+namespace fs = std::filesystem;
+
+struct BenchGenerateArgs {
+  std::string model;
+  std::string batch_sizes = "1,4,16";
+  int64_t pp = 512;
+  int64_t tg = 128;
+  int reps = 3;
+  uint64_t seed = 0;
+  bool json = false;
+};
+
+struct Measurement {
+  int64_t batch = 0;
+  std::string test;  // "pp512", "tg128"
+  std::vector<double> tokens_per_second;
+
+  double mean() const {
+    double sum = 0;
+    for (double v : tokens_per_second) sum += v;
+    return sum / static_cast<double>(tokens_per_second.size());
+  }
+  // Sample standard deviation (n - 1); 0 for a single run.
+  double sd() const {
+    const size_t n = tokens_per_second.size();
+    if (n < 2) return 0.0;
+    double squares = 0;
+    for (double v : tokens_per_second) squares += (v - mean()) * (v - mean());
+    return std::sqrt(squares / static_cast<double>(n - 1));
+  }
+};
+
+// A model folder with weights loads them; a preset name, a config.json or a folder without
+// weights gives a model of that shape with random weights (speed does not depend on the values).
+CausalLM load_bench_model(const std::string& model, std::string* description) {
+  const bool has_weights = fs::is_directory(model) && (fs::exists(fs::path(model) / "model.safetensors") ||
+                                                       fs::exists(fs::path(model) / "model.safetensors.index.json"));
+  if (has_weights) {
+    *description = model;
+    return load_pretrained(model);
+  }
+  CausalLM out(load_model_config(model));
+  out->init_weights(0);
+  *description = model + " (random weights)";
+  return out;
+}
+
+// `rows` greedy requests of `prompt_length` random ids generating `new_tokens` each, no EOS.
+std::vector<infer::BatchRequest> random_requests(int64_t rows, int64_t prompt_length, int64_t new_tokens,
+                                                 int64_t vocab_size, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab_size - 1));
+  std::vector<infer::BatchRequest> requests(rows);
+  for (auto& request : requests) {
+    for (int64_t t = 0; t < prompt_length; ++t) request.prompt_ids.push_back(token(rng));
+    request.config.max_new_tokens = new_tokens;
+    request.config.sampling.temperature = 0.0;
+  }
+  return requests;
+}
+
+// Tokens per second of one run: the prefill (pp) or the decode steps (tg).
+double run_once(CausalLM& model, int64_t batch, int64_t pp, int64_t tg, std::mt19937_64& rng) {
+  infer::BatchTimings timings;
+  const int64_t vocab = model->config().vocab_size;
+  if (pp > 0) {
+    infer::generate_batch(model, random_requests(batch, pp, 1, vocab, rng), nullptr, &timings);
+    return static_cast<double>(batch * pp) / timings.prefill_seconds;
+  }
+  // The first token comes from the prefill of the one-token prompt; then tg one-token forwards.
+  infer::generate_batch(model, random_requests(batch, 1, tg + 1, vocab, rng), nullptr, &timings);
+  check(timings.decode_forwards == tg, "bench: expected {} decode steps, ran {}", tg, timings.decode_forwards);
+  return static_cast<double>(batch * tg) / timings.decode_seconds;
+}
+
+void run_bench_generate(const BenchGenerateArgs& args) {
+  check(args.pp >= 1 && args.tg >= 1 && args.reps >= 1, "--pp, --tg and --reps must be >= 1");
+  std::vector<int64_t> batch_sizes;
+  for (int32_t b : parse_token_ids(args.batch_sizes, "--batch-sizes")) {
+    check(b >= 1, "--batch-sizes: batch sizes must be >= 1, got {}", b);
+    batch_sizes.push_back(b);
+  }
+  std::string description;
+  CausalLM model = load_bench_model(args.model, &description);
+  const int64_t context = model->config().max_position_embeddings;
+  check(context <= 0 || args.pp < context, "--pp {} must be below the model's context {}", args.pp, context);
+  check(context <= 0 || args.tg + 2 <= context, "--tg {} must be below the model's context {} minus 1", args.tg,
+        context);
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+
+  std::mt19937_64 rng(args.seed);
+  std::vector<Measurement> measurements;
+  for (int64_t batch : batch_sizes) {
+    // Warm-up (allocator, thread pool, caches): a short prefill and a few decode steps.
+    run_once(model, batch, std::min<int64_t>(args.pp, 16), 0, rng);
+    run_once(model, batch, 0, std::min<int64_t>(args.tg, 4), rng);
+    for (bool prompt_test : {true, false}) {
+      Measurement m{batch, fmt::format("{}{}", prompt_test ? "pp" : "tg", prompt_test ? args.pp : args.tg), {}};
+      for (int rep = 0; rep < args.reps; ++rep) {
+        m.tokens_per_second.push_back(run_once(model, batch, prompt_test ? args.pp : 0, args.tg, rng));
+        log::info("bench generate: batch {} {} run {}/{}: {:.1f} tokens/s", batch, m.test, rep + 1, args.reps,
+                  m.tokens_per_second.back());
+      }
+      measurements.push_back(m);
+    }
+  }
+
+  if (args.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : measurements) {
+      out.push_back({{"model", description},    {"parameters", parameters},   {"threads", torch::get_num_threads()},
+                     {"batch", m.batch},        {"test", m.test},             {"tokens_per_sec_mean", m.mean()},
+                     {"tokens_per_sec_sd", m.sd()}, {"samples", m.tokens_per_second}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
+  std::printf("model %s: %.2fM parameters, fp32, %d threads, %d runs each\n\n", description.c_str(),
+              static_cast<double>(parameters) / 1e6, torch::get_num_threads(), args.reps);
+  fmt::print("| batch | test   |              t/s |\n|------:|:-------|-----------------:|\n");
+  for (const auto& m : measurements) {
+    fmt::print("| {:>5} | {:<6} | {:>16} |\n", m.batch, m.test, fmt::format("{:.1f} ± {:.1f}", m.mean(), m.sd()));
+  }
+  std::fflush(stdout);
+}
+
+CommandRegistration reg(81, [](CLI::App& app) {
+  auto args = std::make_shared<BenchGenerateArgs>();
+  auto* bench = subcommand_group(app, "bench", "benchmarks");
+  auto* cmd = bench->add_subcommand("generate", "inference speed: prompt processing and generation tokens/s");
+  cmd->add_option("--model", args->model,
+                  "model folder, or a preset (configs/models) / config.json for random weights")
+      ->required();
+  cmd->add_option("--batch-sizes", args->batch_sizes, "comma-separated batch sizes (default 1,4,16)");
+  cmd->add_option("--pp", args->pp, "prompt tokens per row of the prompt-processing test (default 512)");
+  cmd->add_option("--tg", args->tg, "generated tokens per row of the generation test (default 128)");
+  cmd->add_option("--reps", args->reps, "timed runs per test (default 3)");
+  cmd->add_option("--seed", args->seed, "seed of the random prompt ids (default 0)");
+  cmd->add_flag("--json", args->json, "print a JSON array instead of the table");
+  cmd->callback([args] { run_bench_generate(*args); });
+});
+
+}  // namespace forma::cli::bench_generate_command

@@ -1,0 +1,61 @@
+// `forma logits --model DIR (--prompt TEXT | --prompt-ids 1,2,3) --out FILE.safetensors`: the fp32
+// logits of every position of one forward pass, for checking a conversion against another
+// implementation (e.g. HF's model(input_ids).logits[0]).
+#include <filesystem>
+#include <memory>
+
+#include "forma/cli/command.h"
+#include "forma/cli/model_inputs.h"
+#include "forma/core/error.h"
+#include "forma/core/log.h"
+#include "forma/infer/generate.h"
+#include "forma/model/hf_io.h"
+#include "forma/model/tensor_io.h"
+
+// A named namespace (not an anonymous one): unity builds compile the commands in one unit.
+namespace forma::cli::logits_command {
+
+struct LogitsArgs {
+  std::string model_dir;
+  std::string prompt;
+  std::string prompt_ids;
+  std::string out;
+};
+
+void run_logits(const LogitsArgs& args) {
+  check(std::filesystem::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
+  auto tokenizer = load_folder_tokenizer(args.model_dir);
+  const std::vector<int32_t> ids = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
+  const ModelConfig model_config = load_model_config(args.model_dir);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    check(ids[i] < model_config.vocab_size, "prompt token {} (position {}) is outside the model's vocabulary [0, {})",
+          ids[i], i, model_config.vocab_size);
+  }
+  const auto length = static_cast<int64_t>(ids.size());
+  check(model_config.max_position_embeddings <= 0 || length <= model_config.max_position_embeddings,
+        "the prompt has {} tokens, more than the model's context (max_position_embeddings) {}", length,
+        model_config.max_position_embeddings);
+
+  CausalLM model = load_pretrained(args.model_dir);
+  torch::NoGradGuard no_grad;
+  infer::EvalModeGuard eval_mode(model);
+  torch::Tensor input_ids = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
+  torch::Tensor logits = model->forward(input_ids.unsqueeze(0)).select(0, 0);  // [T, V] fp32
+  save_tensors(args.out, {{"logits", logits}, {"input_ids", input_ids}},
+               {{"format", "pt"}, {"model", args.model_dir}});
+  log::info("logits: wrote {} (logits [{}, {}] fp32, input_ids [{}])", args.out, logits.size(0), logits.size(1),
+            length);
+}
+
+CommandRegistration reg(45, [](CLI::App& app) {
+  auto* cmd = app.add_subcommand("logits", "write the logits of every position of a prompt (safetensors)");
+  auto args = std::make_shared<LogitsArgs>();
+  cmd->add_option("--model", args->model_dir, "Hugging Face model folder")->required();
+  cmd->add_option("--prompt", args->prompt, "prompt text (needs a tokenizer in the folder; special tokens added)");
+  cmd->add_option("--prompt-ids", args->prompt_ids, "prompt as token ids, e.g. 1,2,3");
+  cmd->add_option("--out", args->out, "output .safetensors file: \"logits\" [T, V] fp32, \"input_ids\" [T] int64")
+      ->required();
+  cmd->callback([args] { run_logits(*args); });
+});
+
+}  // namespace forma::cli::logits_command

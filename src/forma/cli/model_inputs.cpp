@@ -1,0 +1,57 @@
+#include "forma/cli/model_inputs.h"
+
+#include <climits>
+#include <filesystem>
+#include <sstream>
+
+#include "forma/core/error.h"
+
+namespace forma::cli {
+
+namespace fs = std::filesystem;
+
+std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir) {
+  bool found = false;
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "encoder.json"}) {
+    found = found || fs::exists(fs::path(dir) / name);
+  }
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    found = found || entry.path().extension() == ".tiktoken";
+  }
+  return found ? tok::load_tokenizer(dir) : nullptr;
+}
+
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    size_t used = 0;
+    long long value = -1;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    while (used < item.size() && item[used] == ' ') ++used;
+    check(used == item.size() && !item.empty() && value >= 0 && value <= INT32_MAX,
+          "{}: \"{}\" is not a token id (expected e.g. 1,2,3)", flag, item);
+    ids.push_back(static_cast<int32_t>(value));
+  }
+  check(!ids.empty(), "{}: no ids given", flag);
+  return ids;
+}
+
+std::vector<int32_t> prompt_from_flags(const std::string& prompt, const std::string& prompt_ids,
+                                       const tok::Tokenizer* tokenizer, const std::string& model_dir) {
+  check(prompt.empty() != prompt_ids.empty(), "give exactly one of --prompt and --prompt-ids");
+  if (!prompt_ids.empty()) return parse_token_ids(prompt_ids);
+  check(tokenizer != nullptr,
+        "--prompt: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or "
+        "*.tiktoken); use --prompt-ids",
+        model_dir);
+  // HF's tokenizer(prompt) adds the special tokens of its post-processor (Llama's BOS) by default.
+  return tokenizer->encode(prompt, true);
+}
+
+}  // namespace forma::cli

@@ -1,0 +1,25 @@
+// What the inference commands (generate, logits, bench generate) share: the tokenizer of a model
+// folder when it has one, and token ids given on the command line.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "forma/tokenizer/tokenizer.h"
+
+namespace forma::cli {
+
+// The folder's tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or *.tiktoken),
+// or null when it has none of those files.
+std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir);
+
+// "1, 2,3" -> {1, 2, 3}; errors name `flag` and the offending item.
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag = "--prompt-ids");
+
+// The prompt of --prompt TEXT (encoded with the special tokens, as HF's tokenizer(prompt) adds
+// Llama's BOS) or --prompt-ids; exactly one must be given. Errors name the flag.
+std::vector<int32_t> prompt_from_flags(const std::string& prompt, const std::string& prompt_ids,
+                                       const tok::Tokenizer* tokenizer, const std::string& model_dir);
+
+}  // namespace forma::cli
