@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "forma/cli/command.h"
+#include "forma/cli/generation_flags.h"
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/infer/generate.h"
@@ -24,30 +25,10 @@ struct GenerateArgs {
   std::string model_dir;
   std::string prompt;
   std::string prompt_ids;
-  int64_t max_new_tokens = 0;
-  double temperature = 0, top_p = 1, min_p = 0, repetition_penalty = 1;
-  int64_t top_k = 0;
-  uint64_t seed = 0;
-  std::vector<std::string> stop;
   bool no_cache = false;
   bool json = false;
+  GenerationFlags flags;
 };
-
-// The options given on the command line, by name, so that only those override the defaults.
-struct GivenOptions {
-  CLI::Option *max_new_tokens, *temperature, *top_k, *top_p, *min_p, *repetition_penalty, *seed,
-      *stop;
-};
-
-bool has_tokenizer_files(const std::string& dir) {
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "encoder.json"}) {
-    if (fs::exists(fs::path(dir) / name)) return true;
-  }
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".tiktoken") return true;
-  }
-  return false;
-}
 
 // "1, 2,3" -> {1, 2, 3}; errors name the offending item.
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -71,26 +52,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-void apply_flags(const GenerateArgs& args, const GivenOptions& given, infer::GenerationConfig* config) {
-  if (given.max_new_tokens->count()) config->max_new_tokens = args.max_new_tokens;
-  auto& s = config->sampling;
-  if (given.temperature->count()) s.temperature = args.temperature;
-  if (given.top_k->count()) s.top_k = args.top_k;
-  if (given.top_p->count()) s.top_p = args.top_p;
-  if (given.min_p->count()) s.min_p = args.min_p;
-  if (given.repetition_penalty->count()) s.repetition_penalty = args.repetition_penalty;
-  if (given.seed->count()) config->seed = args.seed;
-  if (given.stop->count()) config->stop_strings = args.stop;
-  config->use_cache = !args.no_cache;
-  config->validate();
-}
-
-void write_stdout(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
-void run_generate(const GenerateArgs& args, const GivenOptions& given) {
+void run_generate(const GenerateArgs& args) {
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
   check(args.prompt.empty() != args.prompt_ids.empty(), "give exactly one of --prompt and --prompt-ids");
   std::unique_ptr<tok::Tokenizer> tokenizer;
@@ -102,7 +64,8 @@ void run_generate(const GenerateArgs& args, const GivenOptions& given) {
 
   CausalLM model = load_pretrained(args.model_dir);
   auto config = infer::load_generation_defaults(args.model_dir, model->config(), tokenizer.get());
-  apply_flags(args, given, &config);
+  config.use_cache = !args.no_cache;
+  args.flags.apply(&config);
   // HF's tokenizer(prompt) adds the special tokens of its post-processor (Llama's BOS) by default.
   const std::vector<int32_t> prompt =
       args.prompt.empty() ? parse_ids(args.prompt_ids) : tokenizer->encode(args.prompt, true);
@@ -132,24 +95,14 @@ void run_generate(const GenerateArgs& args, const GivenOptions& given) {
 CommandRegistration reg(40, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "generate text with a model (streamed to stdout)");
   auto args = std::make_shared<GenerateArgs>();
-  auto given = std::make_shared<GivenOptions>();
   cmd->add_option("--model", args->model_dir, "Hugging Face model folder (config.json, weights, tokenizer)")
       ->required();
   cmd->add_option("--prompt", args->prompt, "prompt text (encoded with the folder's tokenizer)");
   cmd->add_option("--prompt-ids", args->prompt_ids, "prompt as token ids, e.g. 1,2,3");
-  given->max_new_tokens = cmd->add_option("--max-new-tokens", args->max_new_tokens,
-                                          "most tokens to generate (default 128 or generation_config.json)");
-  given->temperature = cmd->add_option("--temperature", args->temperature, "0 = greedy");
-  given->top_k = cmd->add_option("--top-k", args->top_k, "keep the k most likely tokens; 0 = off");
-  given->top_p = cmd->add_option("--top-p", args->top_p, "nucleus sampling; 1 = off");
-  given->min_p = cmd->add_option("--min-p", args->min_p, "drop tokens below min_p x top probability");
-  given->repetition_penalty = cmd->add_option("--repetition-penalty", args->repetition_penalty,
-                                              "HF repetition penalty over seen tokens; 1 = off");
-  given->seed = cmd->add_option("--seed", args->seed, "random seed for sampling (default 0)");
-  given->stop = cmd->add_option("--stop", args->stop, "stop string (repeatable); cut from the output");
+  args->flags.add_to(cmd);
   cmd->add_flag("--no-cache", args->no_cache, "rerun the whole sequence for every token (no KV cache)");
   cmd->add_flag("--json", args->json, "print one JSON object (prompt_ids, output_ids, text, stop_reason)");
-  cmd->callback([args, given] { run_generate(*args, *given); });
+  cmd->callback([args] { run_generate(*args); });
 });
 
 }  // namespace forma::cli::generate_command
