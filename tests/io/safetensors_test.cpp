@@ -94,6 +94,32 @@ TEST(Safetensors, RoundTripKeepsBytesShapesAndMetadata) {
   EXPECT_EQ((8 + len) % 8, 0u);
 }
 
+TEST(Safetensors, FilledTensorsAreWrittenInOrderedChunks) {
+  // 5 Mi floats (20 MiB): one full 16 MiB chunk, then the rest.
+  const size_t count = 5u << 20;
+  std::vector<std::pair<size_t, size_t>> calls;
+  TensorToWrite big{"big", DType::F32, {static_cast<int64_t>(count)}, nullptr, count * 4, {}};
+  big.fill = [&](uint8_t* out, size_t begin, size_t end) {
+    calls.emplace_back(begin, end);
+    for (size_t i = begin; i < end; i += 4) {
+      const float value = static_cast<float>(i / 4);
+      std::memcpy(out + (i - begin), &value, 4);
+    }
+  };
+  std::vector<float> small = {1, 2};
+  std::string path = test::scratch_dir() + "/filled.safetensors";
+  write_safetensors(path, {big, {"small", DType::F32, {2}, small.data(), 8, {}}}, {});
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0], std::make_pair(size_t{0}, size_t{16u << 20}));
+  EXPECT_EQ(calls[1], std::make_pair(size_t{16u << 20}, count * 4));
+  SafetensorsFile file(path);
+  const auto* data = reinterpret_cast<const float*>(file.get("big").data);
+  size_t wrong = 0;
+  for (size_t i = 0; i < count; ++i) wrong += data[i] != static_cast<float>(i);
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(std::memcmp(file.get("small").data, small.data(), 8), 0);
+}
+
 TEST(Safetensors, WriterRejectsSizeMismatch) {
   std::vector<float> a(3);
   std::string path = test::scratch_dir() + "/bad.safetensors";

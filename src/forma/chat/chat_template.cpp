@@ -147,4 +147,10 @@ ChatTemplate load_chat_template(const std::string& tokenizer_config_json_path, c
   }
 }
 
+nlohmann::ordered_json load_special_tokens(const std::string& tokenizer_config_json_path) {
+  nlohmann::ordered_json config = parse_json_file(tokenizer_config_json_path);
+  check(config.is_object(), "{}: expected a JSON object", tokenizer_config_json_path);
+  return read_special_tokens(config, tokenizer_config_json_path);
+}
+
 }  // namespace forma::chat

@@ -64,4 +64,8 @@ class ChatTemplate {
 ChatTemplate load_chat_template(const std::string& tokenizer_config_json_path,
                                 const std::string& template_name = "default");
 
+// Only the special tokens of tokenizer_config.json, as ChatTemplate::special_tokens() holds them
+// (for a template that comes from elsewhere, e.g. `forma chat --chat-template FILE`).
+nlohmann::ordered_json load_special_tokens(const std::string& tokenizer_config_json_path);
+
 }  // namespace forma::chat

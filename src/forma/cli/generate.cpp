@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "forma/cli/command.h"
+#include "forma/cli/generation_flags.h"
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/cli/model_inputs.h"
@@ -29,39 +30,10 @@ struct GenerateArgs {
   std::string prompt_ids;
   std::string prompts_file;
   int64_t max_batch = 32;
-  int64_t max_new_tokens = 0;
-  double temperature = 0, top_p = 1, min_p = 0, repetition_penalty = 1;
-  int64_t top_k = 0;
-  uint64_t seed = 0;
-  std::vector<std::string> stop;
   bool no_cache = false;
   bool json = false;
+  GenerationFlags flags;
 };
-
-// The options given on the command line, by name, so that only those override the defaults.
-struct GivenOptions {
-  CLI::Option *max_new_tokens, *temperature, *top_k, *top_p, *min_p, *repetition_penalty, *seed,
-      *stop;
-};
-
-void apply_flags(const GenerateArgs& args, const GivenOptions& given, infer::GenerationConfig* config) {
-  if (given.max_new_tokens->count()) config->max_new_tokens = args.max_new_tokens;
-  auto& s = config->sampling;
-  if (given.temperature->count()) s.temperature = args.temperature;
-  if (given.top_k->count()) s.top_k = args.top_k;
-  if (given.top_p->count()) s.top_p = args.top_p;
-  if (given.min_p->count()) s.min_p = args.min_p;
-  if (given.repetition_penalty->count()) s.repetition_penalty = args.repetition_penalty;
-  if (given.seed->count()) config->seed = args.seed;
-  if (given.stop->count()) config->stop_strings = args.stop;
-  config->use_cache = !args.no_cache;
-  config->validate();
-}
-
-void write_stdout(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
 
 // --prompts-file: every line of the file as one request, run in batches; one JSON line per prompt,
 // in the file's order.
@@ -94,7 +66,7 @@ void run_prompts_file(const GenerateArgs& args, const std::vector<infer::PromptL
             seconds > 0 ? timings.generated_tokens / seconds : 0.0);
 }
 
-void run_generate(const GenerateArgs& args, const GivenOptions& given) {
+void run_generate(const GenerateArgs& args) {
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
   const bool batch = !args.prompts_file.empty();
   if (batch) {
@@ -106,7 +78,8 @@ void run_generate(const GenerateArgs& args, const GivenOptions& given) {
   // The prompts are read before the weights, which may take long to load.
   const ModelConfig model_config = load_model_config(args.model_dir);
   auto config = infer::load_generation_defaults(args.model_dir, model_config, tokenizer.get());
-  apply_flags(args, given, &config);
+  config.use_cache = !args.no_cache;
+  args.flags.apply(&config);
   std::vector<int32_t> prompt;
   std::vector<infer::PromptLine> prompts;
   if (batch) {
@@ -143,7 +116,6 @@ void run_generate(const GenerateArgs& args, const GivenOptions& given) {
 CommandRegistration reg(40, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "generate text with a model (streamed to stdout)");
   auto args = std::make_shared<GenerateArgs>();
-  auto given = std::make_shared<GivenOptions>();
   cmd->add_option("--model", args->model_dir, "Hugging Face model folder (config.json, weights, tokenizer)")
       ->required();
   cmd->add_option("--prompt", args->prompt, "prompt text (encoded with the folder's tokenizer)");
@@ -153,19 +125,10 @@ CommandRegistration reg(40, [](CLI::App& app) {
                   "per-line settings); run as batches, one JSON line out per prompt")
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-batch", args->max_batch, "most prompts of --prompts-file in one batch (default 32)");
-  given->max_new_tokens = cmd->add_option("--max-new-tokens", args->max_new_tokens,
-                                          "most tokens to generate (default 128 or generation_config.json)");
-  given->temperature = cmd->add_option("--temperature", args->temperature, "0 = greedy");
-  given->top_k = cmd->add_option("--top-k", args->top_k, "keep the k most likely tokens; 0 = off");
-  given->top_p = cmd->add_option("--top-p", args->top_p, "nucleus sampling; 1 = off");
-  given->min_p = cmd->add_option("--min-p", args->min_p, "drop tokens below min_p x top probability");
-  given->repetition_penalty = cmd->add_option("--repetition-penalty", args->repetition_penalty,
-                                              "HF repetition penalty over seen tokens; 1 = off");
-  given->seed = cmd->add_option("--seed", args->seed, "random seed for sampling (default 0)");
-  given->stop = cmd->add_option("--stop", args->stop, "stop string (repeatable); cut from the output");
+  args->flags.add_to(cmd);
   cmd->add_flag("--no-cache", args->no_cache, "rerun the whole sequence for every token (no KV cache)");
   cmd->add_flag("--json", args->json, "print one JSON object (prompt_ids, output_ids, text, stop_reason)");
-  cmd->callback([args, given] { run_generate(*args, *given); });
+  cmd->callback([args] { run_generate(*args); });
 });
 
 }  // namespace forma::cli::generate_command

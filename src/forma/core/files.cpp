@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -40,6 +41,20 @@ void MappedFile::release() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
   data_ = nullptr;
   size_ = 0;
+}
+
+void MappedFile::release_pages(const void* begin, size_t nbytes) const {
+  if (!data_ || nbytes == 0) return;
+  const auto map_begin = reinterpret_cast<uintptr_t>(data_);
+  const auto map_end = map_begin + size_;
+  auto first = std::max(reinterpret_cast<uintptr_t>(begin), map_begin);
+  auto last = std::min(reinterpret_cast<uintptr_t>(begin) + nbytes, map_end);
+  if (first >= last) return;
+  // Pages partly outside the range are dropped too: harmless for a read-only map (see the header).
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  first = first / page * page;
+  last = (last + page - 1) / page * page;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept { *this = std::move(other); }

@@ -22,6 +22,10 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
   std::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
+  // Drops the pages holding [begin, begin + nbytes) from this process's resident memory (madvise
+  // MADV_DONTNEED). The map is read-only, so no data is lost: a page touched again is read back
+  // from the file (or the page cache). Parts of the range outside the map are ignored.
+  void release_pages(const void* begin, size_t nbytes) const;
 
  private:
   void release();

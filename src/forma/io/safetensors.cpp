@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "forma/core/error.h"
@@ -210,6 +211,20 @@ void write_all(int fd, const void* data, size_t n, const std::string& path) {
   }
 }
 
+void write_tensor_bytes(int fd, const TensorToWrite& t, const std::string& path) {
+  if (!t.fill) {
+    write_all(fd, t.data, t.nbytes, path);
+    return;
+  }
+  constexpr size_t kChunk = 16u << 20;
+  std::unique_ptr<uint8_t[]> buffer(new uint8_t[std::min(kChunk, t.nbytes)]);
+  for (size_t begin = 0; begin < t.nbytes; begin += kChunk) {
+    const size_t end = std::min(t.nbytes, begin + kChunk);
+    t.fill(buffer.get(), begin, end);
+    write_all(fd, buffer.get(), end - begin, path);
+  }
+}
+
 std::string build_header(const std::vector<const TensorToWrite*>& sorted,
                          const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -237,7 +252,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     uint64_t expected = checked_nbytes(t.shape, dtype_size(t.dtype), path, t.name);
     check(expected == t.nbytes, "{}: tensor '{}' has {} bytes but dtype {} and its shape need {}",
           path, t.name, t.nbytes, dtype_name(t.dtype), expected);
-    check(t.data != nullptr || t.nbytes == 0, "{}: tensor '{}' has no data", path, t.name);
+    check(t.data != nullptr || t.fill || t.nbytes == 0, "{}: tensor '{}' has no data", path, t.name);
     sorted.push_back(&t);
   }
   std::sort(sorted.begin(), sorted.end(),
@@ -258,7 +273,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(header.size() >> (8 * i));
     write_all(fd, len, 8, tmp);
     write_all(fd, header.data(), header.size(), tmp);
-    for (const TensorToWrite* t : sorted) write_all(fd, t->data, t->nbytes, tmp);
+    for (const TensorToWrite* t : sorted) write_tensor_bytes(fd, *t, tmp);
     check(::fsync(fd) == 0, "fsync of {} failed: {}", tmp, std::strerror(errno));
   } catch (...) {
     ::close(fd);

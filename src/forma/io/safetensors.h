@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ class SafetensorsFile {
   std::vector<std::string> names() const;  // sorted
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return file_.path(); }
+  // Lets the kernel drop the pages of [begin, begin + nbytes) from this process's resident memory
+  // (they stay in the page cache and are read again if touched): streaming through a large file
+  // then costs memory for what is in flight, not for the whole file. Ranges outside the file's
+  // memory map are ignored.
+  void release_pages(const void* begin, size_t nbytes) const { file_.release_pages(begin, nbytes); }
 
  private:
   MappedFile file_;
@@ -55,6 +61,10 @@ struct TensorToWrite {
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t nbytes = 0;
+  // Instead of `data`: writes bytes [begin, end) of the tensor into `out` (end - begin bytes),
+  // called in order over the tensor in chunks of at most 16 MiB whose bounds are multiples of 8.
+  // Lets a writer convert or copy tensors chunk by chunk, never holding a whole converted tensor.
+  std::function<void(uint8_t* out, size_t begin, size_t end)> fill = nullptr;
 };
 
 // Writes `tensors` (in name order, 8-byte aligned header as the reference writer does) and

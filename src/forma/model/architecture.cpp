@@ -51,11 +51,13 @@ StateDict gpt2_from_hf(const StateDict& hf_in, const ModelConfig& config) {
     bool bare = name.rfind("transformer.", 0) != 0 && name.rfind("lm_head.", 0) != 0;
     hf[bare ? "transformer." + name : name] = t;
   }
+  // Views (transposes, slices), not copies: the loader copies them into the parameters block by
+  // block, so that a memory-mapped checkpoint is never held twice.
   StateDict out;
   auto move = [&](const std::string& from, const std::string& to, bool conv1d) {
     auto it = hf.find(from);
     if (it == hf.end()) return;
-    out[to] = conv1d ? it->second.t().contiguous() : it->second;
+    out[to] = conv1d ? it->second.t() : it->second;
     hf.erase(it);
   };
   for (const auto& r : kGpt2GlobalRules) move(r.hf, r.forma, r.conv1d);
@@ -69,8 +71,7 @@ StateDict gpt2_from_hf(const StateDict& hf_in, const ModelConfig& config) {
       // weight [in, 3*out] -> three [out, in]; bias [3*out] -> three [out]
       auto parts = it->second.chunk(3, /*dim=*/-1);
       for (int p = 0; p < 3; ++p) {
-        out[f + "self_attn." + kQkv[p] + "." + kind] =
-            std::string(kind) == "weight" ? parts[p].t().contiguous() : parts[p].contiguous();
+        out[f + "self_attn." + kQkv[p] + "." + kind] = std::string(kind) == "weight" ? parts[p].t() : parts[p];
       }
       hf.erase(it);
     }

@@ -23,6 +23,7 @@ struct Architecture {
   bool gated_mlp = true;  // down(act(gate(x)) * up(x)); false: down(act(up(x)))
   // HF weight names -> forma names (tensors transposed/split as needed), and back. Both skip
   // nothing silently: the loader compares the result with the model's own parameter names.
+  // from_hf returns views of its inputs (possibly non-contiguous), never copies.
   StateDict (*from_hf)(const StateDict& hf, const ModelConfig& config);
   StateDict (*to_hf)(const StateDict& forma, const ModelConfig& config);
 

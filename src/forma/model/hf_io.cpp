@@ -1,5 +1,6 @@
 #include "forma/model/hf_io.h"
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -7,6 +8,7 @@
 #include "forma/core/error.h"
 #include "forma/core/files.h"
 #include "forma/core/log.h"
+#include "forma/core/progress.h"
 #include "forma/model/tensor_io.h"
 
 namespace forma {
@@ -15,8 +17,77 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// name -> file holding it, from model.safetensors or the shard index.
-std::map<std::string, std::string> weight_files(const std::string& dir) {
+// Progress is shown from this size on; smaller models load in well under a second.
+constexpr int64_t kProgressFromBytes = 256ll << 20;
+// Bytes of a parameter copied at once: bounds the mapped pages resident at any time.
+constexpr int64_t kBlockBytes = 32ll << 20;
+
+// The weight files of a folder, open (memory-mapped), and a view of every tensor into them.
+struct MappedWeights {
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::map<std::string, std::string> file_of;  // HF name -> path
+  StateDict views;                              // HF name -> view into its file's map
+
+  // Drops the pages under `block` (a view into one of the maps) from resident memory.
+  void release(const torch::Tensor& block) const {
+    if (block.numel() == 0) return;
+    // Extent of a strided view: from its first element to its last (strides are non-negative).
+    int64_t last = 0;
+    for (int64_t d = 0; d < block.dim(); ++d) last += (block.size(d) - 1) * block.stride(d);
+    const size_t nbytes = static_cast<size_t>(last + 1) * block.element_size();
+    for (const auto& file : files) file->release_pages(block.data_ptr(), nbytes);
+  }
+};
+
+MappedWeights map_weights(const std::string& dir) {
+  MappedWeights weights;
+  weights.file_of = hf_weight_files(dir);
+  std::map<std::string, const SafetensorsFile*> open;
+  for (const auto& [name, path] : weights.file_of) {
+    const SafetensorsFile*& file = open[path];
+    if (!file) {
+      weights.files.push_back(std::make_unique<SafetensorsFile>(path));
+      file = weights.files.back().get();
+    }
+    torch::Tensor view = mapped_tensor(*file, name);
+    check(view.is_floating_point(), "{}: tensor '{}' has integer dtype {}, expected F32/F16/BF16",
+          path, name, dtype_name(file->get(name).dtype));
+    weights.views[name] = view;
+  }
+  return weights;
+}
+
+std::string where_is(const std::map<std::string, std::string>& files, const std::string& name,
+                     const std::string& fallback) {
+  auto it = files.find(name);
+  return it != files.end() ? it->second : fallback;
+}
+
+// Copies `source` into `param` a block of rows at a time (copy_ converts the dtype and gathers
+// non-contiguous views), telling `copied` about each source block.
+void copy_in_blocks(torch::Tensor& param, const torch::Tensor& source,
+                    const std::function<void(const torch::Tensor&)>& copied,
+                    const std::function<void(int64_t bytes)>& advance) {
+  if (param.dim() == 0 || param.numel() == 0) {
+    param.copy_(source);
+    if (copied) copied(source);
+    advance(param.numel() * param.element_size());
+    return;
+  }
+  const int64_t row_bytes = param.numel() / param.size(0) * param.element_size();
+  const int64_t rows = std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(row_bytes, 1));
+  for (int64_t row = 0; row < param.size(0); row += rows) {
+    const int64_t n = std::min(rows, param.size(0) - row);
+    torch::Tensor block = source.narrow(0, row, n);
+    param.narrow(0, row, n).copy_(block);
+    if (copied) copied(block);
+    advance(n * row_bytes);
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> hf_weight_files(const std::string& dir) {
   const std::string single = dir + "/model.safetensors";
   const std::string index = dir + "/model.safetensors.index.json";
   std::map<std::string, std::string> files;
@@ -40,41 +111,20 @@ std::map<std::string, std::string> weight_files(const std::string& dir) {
   return files;
 }
 
-// Reads every tensor listed in `files` as fp32 (floating) tensors, opening each shard once.
-StateDict read_weights(const std::map<std::string, std::string>& files) {
-  std::map<std::string, std::unique_ptr<SafetensorsFile>> open;
-  StateDict out;
-  for (const auto& [name, path] : files) {
-    auto& file = open[path];
-    if (!file) file = std::make_unique<SafetensorsFile>(path);
-    torch::Tensor t = tensor_from(*file, name, LoadAs::Float32);
-    check(t.is_floating_point(), "{}: tensor '{}' has integer dtype {}, expected F32/F16/BF16", path,
-          name, dtype_name(file->get(name).dtype));
-    out[name] = t;
-  }
-  return out;
-}
-
-std::string where_is(const std::map<std::string, std::string>& files, const std::string& name,
-                     const std::string& fallback) {
-  auto it = files.find(name);
-  return it != files.end() ? it->second : fallback;
-}
-
-}  // namespace
-
 void load_hf_state_dict(CausalLM& model, const StateDict& hf_weights, const std::string& where,
-                        const std::map<std::string, std::string>& files) {
+                        const std::map<std::string, std::string>& files,
+                        const std::function<void(const torch::Tensor& block)>& copied) {
   const ModelConfig& config = model->config();
   const Architecture& arch = architecture_for(config);
   StateDict hf = hf_weights;
   // Tied models: HF may or may not store lm_head.weight; it is the embedding either way.
   if (config.tie_word_embeddings) hf.erase("lm_head.weight");
-  StateDict weights = arch.from_hf(hf, config);
+  const StateDict weights = arch.from_hf(hf, config);
   auto params = model->named_parameters();
   for (const auto& item : params) {
     check(weights.count(item.key()) > 0, "{}: missing tensor '{}'", where, item.key());
   }
+  int64_t total_bytes = 0;
   for (const auto& [name, t] : weights) {
     const auto* param = params.find(name);
     check(param != nullptr, "{}: unexpected tensor '{}' (not a parameter of a {} model)",
@@ -82,19 +132,35 @@ void load_hf_state_dict(CausalLM& model, const StateDict& hf_weights, const std:
     check(param->sizes() == t.sizes(), "{}: tensor '{}' has shape {} but the config needs {}",
           where_is(files, name, where), name, fmt::format("{}", fmt::join(t.sizes(), "x")),
           fmt::format("{}", fmt::join(param->sizes(), "x")));
+    total_bytes += param->numel() * param->element_size();
   }
+  std::unique_ptr<Progress> progress;
+  if (total_bytes >= kProgressFromBytes) {
+    progress = std::make_unique<Progress>("loading " + where, total_bytes >> 20, "MiB");
+  }
+  int64_t done_bytes = 0;
+  auto advance = [&](int64_t bytes) {
+    done_bytes += bytes;
+    if (progress) progress->update(done_bytes >> 20);
+  };
   torch::NoGradGuard no_grad;
-  for (auto& item : params) item.value().copy_(weights.at(item.key()));
+  for (auto& item : params) copy_in_blocks(item.value(), weights.at(item.key()), copied, advance);
+  if (progress) progress->finish();
 }
 
 CausalLM load_pretrained(const std::string& dir) {
   check(fs::is_directory(dir), "{}: not a model folder", dir);
   ModelConfig config = load_model_config(dir + "/config.json");
-  std::map<std::string, std::string> files = weight_files(dir);
-  StateDict hf = read_weights(files);
+  const auto start = std::chrono::steady_clock::now();
+  const MappedWeights weights = map_weights(dir);
   CausalLM model(config);
-  load_hf_state_dict(model, hf, dir, files);
-  log::debug("loaded {} tensors from {}", hf.size(), dir);
+  const auto built = std::chrono::steady_clock::now();
+  load_hf_state_dict(model, weights.views, dir, weights.file_of,
+                     [&weights](const torch::Tensor& block) { weights.release(block); });
+  const auto copied = std::chrono::steady_clock::now();
+  log::debug("loaded {} tensors from {}: model built in {:.2f} s, weights copied in {:.2f} s",
+             weights.views.size(), dir, std::chrono::duration<double>(built - start).count(),
+             std::chrono::duration<double>(copied - built).count());
   return model;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -12,12 +13,22 @@
 namespace forma {
 
 // Reads `dir` (F32/F16/BF16 weights become fp32). Tied models may omit lm_head.weight (HF does).
+// The weight files are memory-mapped and copied into the model's parameters a block at a time,
+// each block's pages released once copied, so that peak memory is the model plus a few blocks
+// (not the model twice). Shows progress for large models.
 CausalLM load_pretrained(const std::string& dir);
 
-// Copies HF-named `weights` (from_hf applied by the caller or not: names are HF's) into `model`.
-// `where` names the source in errors; `files` optionally maps HF names to the file holding them.
+// Copies HF-named `weights` (names are HF's; from_hf is applied here) into `model`, converting
+// dtypes. `where` names the source in errors; `files` optionally maps HF names to the file holding
+// them. `copied`, when given, is called with each block of a source tensor once it is copied (the
+// loader releases memory-mapped pages there).
 void load_hf_state_dict(CausalLM& model, const StateDict& hf_weights, const std::string& where,
-                        const std::map<std::string, std::string>& files = {});
+                        const std::map<std::string, std::string>& files = {},
+                        const std::function<void(const torch::Tensor& block)>& copied = {});
+
+// name -> path of the file holding it: every tensor of `dir`/model.safetensors, else the
+// weight_map of `dir`/model.safetensors.index.json (shard names checked to stay inside `dir`).
+std::map<std::string, std::string> hf_weight_files(const std::string& dir);
 
 // Writes config.json and model.safetensors with HF names into `dir` (created if needed), each file
 // atomically; a tied lm_head is omitted as HF does.

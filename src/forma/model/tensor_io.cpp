@@ -47,6 +47,14 @@ torch::Tensor tensor_from(const SafetensorsFile& file, const std::string& name, 
   return t;
 }
 
+torch::Tensor mapped_tensor(const SafetensorsFile& file, const std::string& name) {
+  const TensorInfo& info = file.get(name);
+  if (reinterpret_cast<uintptr_t>(info.data) % dtype_size(info.dtype) != 0) return tensor_from(file, name);
+  // from_blob wants a mutable pointer; the map is PROT_READ, so writes would fault, not corrupt.
+  return torch::from_blob(const_cast<uint8_t*>(info.data), info.shape,
+                          torch::TensorOptions().dtype(to_scalar_type(info.dtype)));
+}
+
 std::map<std::string, torch::Tensor> load_tensors(const std::string& path, LoadAs as) {
   SafetensorsFile file(path);
   std::map<std::string, torch::Tensor> out;

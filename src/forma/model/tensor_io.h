@@ -22,6 +22,11 @@ std::map<std::string, torch::Tensor> load_tensors(const std::string& path,
 torch::Tensor tensor_from(const SafetensorsFile& file, const std::string& name,
                           LoadAs as = LoadAs::FileDType);
 
+// A tensor viewing the bytes of `name` inside the file's memory map, without copying them (a copy
+// only when the stored bytes are not aligned for their element type). Read-only (the map is), and
+// valid only while `file` lives: for streaming a file into other tensors.
+torch::Tensor mapped_tensor(const SafetensorsFile& file, const std::string& name);
+
 // Writes every tensor (any device; stored contiguous, in its own dtype) atomically.
 void save_tensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
                   const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
