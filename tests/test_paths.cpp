@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 namespace fs = std::filesystem;
 
@@ -60,6 +61,14 @@ CommandResult run_command(const std::string& command, bool with_stderr) {
 
 CommandResult run_forma(const std::string& args, bool with_stderr) {
   return run_command("'" + forma_binary() + "' " + args, with_stderr);
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
 }
 
 }  // namespace forma::test

@@ -1,7 +1,9 @@
 // Where tests find their inputs: the npm assets fetched by scripts/fetch_assets.sh, the fixtures
 // copied into tests/fixtures, the built forma binary, and a fresh scratch folder per test.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace forma::test {
 
@@ -19,5 +21,8 @@ struct CommandResult {
 CommandResult run_command(const std::string& command, bool with_stderr = true);
 // Runs the built forma binary with `args` (a shell-quoted string).
 CommandResult run_forma(const std::string& args, bool with_stderr = true);
+
+// Each line of `text` parsed as JSON (command output in JSON-lines form).
+std::vector<nlohmann::json> json_lines(const std::string& text);
 
 }  // namespace forma::test

@@ -38,14 +38,6 @@ std::string comma_ids(const std::vector<int32_t>& ids) {
   return out;
 }
 
-std::vector<nlohmann::json> json_lines(const std::string& text) {
-  std::vector<nlohmann::json> out;
-  std::stringstream stream(text);
-  std::string line;
-  while (std::getline(stream, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 // A copy of the llama fixture with the byte-level tokenizer.json (id b = byte b).
 std::string llama_with_byte_tokenizer() {
   const std::string dir = test::scratch_dir() + "/model";
@@ -81,7 +73,7 @@ TEST(PromptsFileCli, EachLineEqualsItsSingleRunInInputOrder) {
                                    batch_flag,
                                /*with_stderr=*/false);
     ASSERT_EQ(run.exit_code, 0) << run.output;
-    auto lines = json_lines(run.output);
+    auto lines = test::json_lines(run.output);
     ASSERT_EQ(lines.size(), 4u) << run.output;
     EXPECT_EQ(lines[0].at("id"), "long");
     EXPECT_EQ(lines[1].at("id"), 2);
@@ -109,7 +101,7 @@ TEST(PromptsFileCli, TextPromptsUseTheFolderTokenizer) {
   auto run = test::run_forma("generate --model " + model + " --prompts-file " + file + " --max-new-tokens 10",
                              /*with_stderr=*/false);
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  auto lines = json_lines(run.output);
+  auto lines = test::json_lines(run.output);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0].at("prompt_ids").get<std::vector<int32_t>>(), (std::vector<int32_t>{'H', 'i', '!'}));
   for (auto [line, prompt, tokens] : {std::tuple{0, "Hi!", "10"}, std::tuple{1, "'Call me Ishmael.'", "4"}}) {

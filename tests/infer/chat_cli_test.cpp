@@ -20,14 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<nlohmann::json> json_lines(const std::string& output) {
-  std::vector<nlohmann::json> lines;
-  std::istringstream in(output);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
 TEST(ChatCli, ScriptedSessionMatchesJinja2AndGreedyGeneration) {
   const std::string dir = test::scratch_dir();
   const test::ChatModelFolder folder = test::make_chat_model_folder(dir + "/model", "qwen2-7b-instruct.json");
@@ -37,7 +29,7 @@ TEST(ChatCli, ScriptedSessionMatchesJinja2AndGreedyGeneration) {
                                    " --json --max-new-tokens 6 < " + dir + "/session.txt",
                                /*with_stderr=*/false);
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  const auto replies = json_lines(run.output);
+  const auto replies = test::json_lines(run.output);
   ASSERT_EQ(replies.size(), 3u) << run.output;
 
   // The conversation as the session should have seen it, the replies taken from its output.
