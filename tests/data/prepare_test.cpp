@@ -214,3 +214,19 @@ TEST(Prepare, OutputDoesNotDependOnThreadCount) {
   EXPECT_EQ(forma::read_file(out_prefix() + ".bin"), bin);
   EXPECT_EQ(documents_of(out_prefix())[2999], "document " + std::string(2999 % 700, 'x'));
 }
+
+TEST(Prepare, MissingOutputFoldersAreCreatedAndAFileInTheWayIsAnError) {
+  forma::test::ByteTokenizer tok;
+  auto input = write_input("a.txt", "Hi");
+  const std::string nested = forma::test::scratch_dir() + "/runs/data/moby";
+  prepare_dataset({input}, tok, nested);
+  EXPECT_EQ(IndexedDataset(nested).sequence(0), (std::vector<int32_t>{'H', 'i', 256}));
+
+  auto blocker = write_input("file", "not a folder");
+  try {
+    prepare_dataset({input}, tok, blocker + "/out");
+    ADD_FAILURE() << "prepare wrote below a regular file";
+  } catch (const forma::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create the output folder " + blocker), std::string::npos) << e.what();
+  }
+}

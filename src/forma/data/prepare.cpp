@@ -86,8 +86,12 @@ PrepareStats prepare_dataset(const std::vector<std::string>& inputs, const tok::
   check(!options.append_eos || eos.has_value(),
         "prepare: the tokenizer has no EOS token to append after each document");
   auto out_dir = std::filesystem::path(out_prefix).parent_path();
-  check(out_dir.empty() || std::filesystem::is_directory(out_dir),
-        "prepare: output folder {} does not exist", out_dir.string());
+  if (!out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    check(std::filesystem::is_directory(out_dir), "prepare: cannot create the output folder {}{}", out_dir.string(),
+          ec ? ": " + ec.message() : "");
+  }
 
   PrepareStats stats;
   stats.dtype = dtype_for_vocab(tokenizer.vocab_size());
