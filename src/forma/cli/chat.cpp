@@ -14,6 +14,7 @@
 #include "forma/chat/chat_template.h"
 #include "forma/cli/command.h"
 #include "forma/cli/generation_flags.h"
+#include "forma/cli/model_inputs.h"
 #include "forma/core/error.h"
 #include "forma/core/files.h"
 #include "forma/core/log.h"

@@ -31,17 +31,6 @@ void GenerationFlags::apply(infer::GenerationConfig* config) const {
   config->validate();
 }
 
-bool has_tokenizer_files(const std::string& dir) {
-  namespace fs = std::filesystem;
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "encoder.json"}) {
-    if (fs::exists(fs::path(dir) / name)) return true;
-  }
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".tiktoken") return true;
-  }
-  return false;
-}
-
 void write_stdout(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);

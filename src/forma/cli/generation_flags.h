@@ -1,6 +1,5 @@
 // What `forma generate` and `forma chat` share: the generation flags (each overrides the model
-// folder's generation_config.json only when given), the test for tokenizer files in a model
-// folder, and unbuffered writes to stdout for streamed text.
+// folder's generation_config.json only when given) and unbuffered writes to stdout for streamed text.
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -30,10 +29,6 @@ class GenerationFlags {
               *top_p_flag_ = nullptr, *min_p_flag_ = nullptr, *repetition_penalty_flag_ = nullptr,
               *seed_flag_ = nullptr, *stop_flag_ = nullptr;
 };
-
-// Whether `dir` holds a tokenizer load_tokenizer can read (tokenizer.json, tokenizer.model,
-// encoder.json or *.tiktoken).
-bool has_tokenizer_files(const std::string& dir);
 
 // Writes `text` to stdout and flushes, so streamed text appears as it is generated.
 void write_stdout(std::string_view text);

@@ -10,15 +10,18 @@ namespace forma::cli {
 
 namespace fs = std::filesystem;
 
-std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir) {
-  bool found = false;
+bool has_tokenizer_files(const std::string& dir) {
   for (const char* name : {"tokenizer.json", "tokenizer.model", "encoder.json"}) {
-    found = found || fs::exists(fs::path(dir) / name);
+    if (fs::exists(fs::path(dir) / name)) return true;
   }
   for (const auto& entry : fs::directory_iterator(dir)) {
-    found = found || entry.path().extension() == ".tiktoken";
+    if (entry.path().extension() == ".tiktoken") return true;
   }
-  return found ? tok::load_tokenizer(dir) : nullptr;
+  return false;
+}
+
+std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir) {
+  return has_tokenizer_files(dir) ? tok::load_tokenizer(dir) : nullptr;
 }
 
 std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag) {

@@ -10,6 +10,10 @@
 
 namespace forma::cli {
 
+// Whether `dir` holds a tokenizer load_tokenizer can read (tokenizer.json, tokenizer.model,
+// encoder.json or *.tiktoken).
+bool has_tokenizer_files(const std::string& dir);
+
 // The folder's tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or *.tiktoken),
 // or null when it has none of those files.
 std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir);
