@@ -7,54 +7,10 @@
 #include <filesystem>
 #include <regex>
 
-#include "test_paths.h"
-#include "train/train_fixture.h"
+#include "parallel/parallel_training.h"
 
 namespace forma::test {
 namespace {
-
-struct DpRun {
-  std::string model;                // fixture folder under hf-tiny
-  int processes = 1;
-  int master_port = 0;
-  std::vector<std::string> sets;    // extra --set arguments
-  std::vector<std::string> flags;   // extra forma train flags
-};
-
-// Global batch: 2 micro-batches of 2 sequences; one process runs both, each of 2 ranks one.
-CommandResult run_dp_training(const std::string& data, const std::string& out, const DpRun& run) {
-  std::vector<std::string> args;
-  if (run.processes > 1) {
-    args = {"launch", "--nproc-per-node", std::to_string(run.processes), "--master-port",
-            std::to_string(run.master_port), "--", "forma"};
-  }
-  args.insert(args.end(), {"train", "--config", tiny_recipe_path()});
-  std::vector<std::string> sets{"model.path=" + fixture("hf-tiny/" + run.model + "/config.json"),
-                                "data.prefixes=" + data, "output_dir=" + out, "training.micro_batch_size=2",
-                                "training.grad_accum_steps=2", "training.max_steps=20", "checkpoint.interval=0"};
-  sets.insert(sets.end(), run.sets.begin(), run.sets.end());
-  for (auto& s : sets) args.insert(args.end(), {"--set", s});
-  args.insert(args.end(), run.flags.begin(), run.flags.end());
-  return run_forma(args);
-}
-
-double relative_difference(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-12); }
-
-// Per-step losses and gradient norms: within 1e-6 relative at the first step, 1e-4 at every step.
-void expect_same_curve(const std::vector<LoggedStep>& got, const std::vector<LoggedStep>& want,
-                       const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  ASSERT_FALSE(want.empty()) << what;
-  for (size_t i = 0; i < want.size(); ++i) {
-    ASSERT_EQ(got[i].step, want[i].step) << what;
-    double tolerance = i == 0 ? 1e-6 : 1e-4;
-    EXPECT_LE(relative_difference(got[i].loss, want[i].loss), tolerance)
-        << what << " step " << want[i].step << ": loss " << got[i].loss << " vs " << want[i].loss;
-    if (want[i].grad_norm == 0) continue;  // validation records
-    EXPECT_LE(relative_difference(got[i].grad_norm, want[i].grad_norm), tolerance)
-        << what << " step " << want[i].step << ": grad_norm " << got[i].grad_norm << " vs " << want[i].grad_norm;
-  }
-}
 
 // Rank 0 alone logs (and writes); rank 1 reports only warnings and errors.
 void expect_rank_zero_speaks(const CommandResult& r) {
@@ -63,16 +19,16 @@ void expect_rank_zero_speaks(const CommandResult& r) {
 }
 
 // Runs `run` to step 20, in two parts when `resume`: to step 10 (--stop-after), then resumed.
-void run_dp(const std::string& data, const std::string& out, DpRun run, bool resume) {
+void run_dp(const std::string& data, const std::string& out, ParallelRun run, bool resume) {
   if (resume) {
     auto first = run;
     first.flags = {"--stop-after", "10"};
-    auto part1 = run_dp_training(data, out, first);
+    auto part1 = run_parallel_training(data, out, first);
     ASSERT_EQ(part1.exit_code, 0) << part1.output;
     run.master_port += 1;
     run.flags = {"--resume"};
   }
-  auto r = run_dp_training(data, out, run);
+  auto r = run_parallel_training(data, out, run);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   if (resume) {
     EXPECT_NE(r.output.find("resumed from " + out + "/checkpoints/step-0000010"), std::string::npos) << r.output;
@@ -85,7 +41,7 @@ void run_dp(const std::string& data, const std::string& out, DpRun run, bool res
 std::string expect_dp_and_zero_follow_one_process(const std::string& model, int port, bool resume) {
   auto dir = scratch_dir();
   auto data = write_pattern_dataset(dir);
-  auto single = run_dp_training(data, dir + "/single", {model, 1, 0, {}, {}});
+  auto single = run_parallel_training(data, dir + "/single", {model, 1, 0, {}, {}});
   EXPECT_EQ(single.exit_code, 0) << single.output;
   run_dp(data, dir + "/dp", {model, 2, port, {"parallel.data_parallel=2"}, {}}, resume);
   run_dp(data, dir + "/zero", {model, 2, port + 2, {"parallel.zero_stage=1"}, {}}, resume);
@@ -113,7 +69,7 @@ TEST(DataParallelTrain, LlamaDp2AndZero1FollowOneProcessThroughResume) {
   auto dir = expect_dp_and_zero_follow_one_process("llama", 29641, /*resume=*/true);
   // The ZeRO-1 checkpoint holds the whole optimizer state: one process resumes it on the same curve.
   auto data = dir + "/pattern";
-  auto single = run_dp_training(data, dir + "/from-zero",
+  auto single = run_parallel_training(data, dir + "/from-zero",
                                 {"llama", 1, 0, {}, {"--resume", dir + "/zero/checkpoints/step-0000010"}});
   ASSERT_EQ(single.exit_code, 0) << single.output;
   auto want = logged_steps(dir + "/single/metrics.jsonl");
@@ -132,7 +88,7 @@ TEST(DataParallelTrain, MixtralDp2AndZero1FollowOneProcess) {
 TEST(DataParallelTrain, BadParallelSectionIsAnErrorNamingIt) {
   // (recipe_test and layout_test check the other refusals in-process.)
   auto dir = scratch_dir();
-  auto three = run_dp_training(dir + "/none", dir + "/x", {"llama", 2, 29649, {"parallel.data_parallel=3"}, {}});
+  auto three = run_parallel_training(dir + "/none", dir + "/x", {"llama", 2, 29649, {"parallel.data_parallel=3"}, {}});
   EXPECT_EQ(three.exit_code, 1) << three.output;
   // Every rank refuses the recipe, but only rank 0's message is certain to appear: the launcher stops
   // the others as soon as one rank fails.

@@ -102,8 +102,15 @@ TEST(Recipe, ParallelSectionDefaultsValuesAndRefusals) {
   auto pp = error_of(std::string(kMinimal) + "parallel:\n  pipeline_parallel: 2\n");
   EXPECT_NE(pp.find("r.yaml:8"), std::string::npos) << pp;
   EXPECT_NE(pp.find("parallel.pipeline_parallel: 2 is not yet supported"), std::string::npos) << pp;
-  auto sp = error_of(kMinimal, {"parallel.sequence_parallel=true"});
-  EXPECT_NE(sp.find("parallel.sequence_parallel"), std::string::npos) << sp;
+  auto tp = parse_recipe(kMinimal, "r.yaml", {"parallel.tensor_parallel=2", "parallel.sequence_parallel=true",
+                                             "parallel.timeout_minutes=0.5"});
+  EXPECT_EQ(tp.parallel.tensor_parallel, 2);
+  EXPECT_TRUE(tp.parallel.sequence_parallel);
+  EXPECT_EQ(tp.parallel.timeout_minutes, 0.5);
+  auto zero_tp = error_of(kMinimal, {"parallel.tensor_parallel=0"});
+  EXPECT_NE(zero_tp.find("parallel.tensor_parallel: must be >= 1"), std::string::npos) << zero_tp;
+  auto timeout = error_of(kMinimal, {"parallel.timeout_minutes=0"});
+  EXPECT_NE(timeout.find("parallel.timeout_minutes: must be > 0"), std::string::npos) << timeout;
   auto unknown = error_of(kMinimal, {"parallel.dp=2"});
   EXPECT_NE(unknown.find("unknown key 'parallel.dp'"), std::string::npos) << unknown;
   EXPECT_NE(error_of(kMinimal, {"parallel.data_parallel=-1"}).find("parallel.data_parallel"), std::string::npos);

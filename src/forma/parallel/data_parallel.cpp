@@ -10,11 +10,11 @@ namespace {
 class AllReduceAdamW : public train::Optimizer {
  public:
   AllReduceAdamW(GroupPtr group, std::vector<train::NamedParameter> params, const train::AdamWOptions& options,
-                 int64_t bucket_bytes)
+                 int64_t bucket_bytes, train::ModelParallelSum model_parallel_sum)
       : group_(std::move(group)),
         params_(params),
         buckets_(plan_grad_buckets(params, bucket_bytes, 1)),
-        local_(train::make_local_adamw(std::move(params), options)) {}
+        local_(train::make_local_adamw(std::move(params), options, std::move(model_parallel_sum))) {}
 
   double step(double lr, double max_grad_norm) override {
     torch::NoGradGuard no_grad;
@@ -86,13 +86,21 @@ std::unique_ptr<train::Optimizer> DataParallel::make_optimizer(std::vector<train
                                                                double bucket_mb) const {
   if (!mesh_) return train::make_local_adamw(std::move(params), options);
   auto bucket_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
-  if (zero_stage == 1) return make_zero_adamw(mesh_->group(Dim::dp), std::move(params), options, bucket_bytes);
-  return make_all_reduce_adamw(mesh_->group(Dim::dp), std::move(params), options, bucket_bytes);
+  train::ModelParallelSum tp_sum;
+  if (mesh_->size(Dim::tp) > 1) {
+    tp_sum = [group = mesh_->group(Dim::tp)](double partial) { return all_reduce_sum(group, partial); };
+  }
+  if (zero_stage == 1) {
+    return make_zero_adamw(mesh_->group(Dim::dp), std::move(params), options, bucket_bytes, std::move(tp_sum));
+  }
+  return make_all_reduce_adamw(mesh_->group(Dim::dp), std::move(params), options, bucket_bytes, std::move(tp_sum));
 }
 
 std::unique_ptr<train::Optimizer> make_all_reduce_adamw(const GroupPtr& group, std::vector<train::NamedParameter> params,
-                                                        const train::AdamWOptions& options, int64_t bucket_bytes) {
-  return std::make_unique<AllReduceAdamW>(group, std::move(params), options, bucket_bytes);
+                                                        const train::AdamWOptions& options, int64_t bucket_bytes,
+                                                        train::ModelParallelSum model_parallel_sum) {
+  return std::make_unique<AllReduceAdamW>(group, std::move(params), options, bucket_bytes,
+                                          std::move(model_parallel_sum));
 }
 
 }  // namespace forma::parallel

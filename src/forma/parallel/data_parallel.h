@@ -36,6 +36,8 @@ class DataParallel {
   void broadcast_parameters(const std::vector<train::NamedParameter>& params) const;
 
   // AdamW over `params`: make_local_adamw in one process; otherwise zero_stage 0 (replicated) or 1.
+  // Under tensor parallelism `params` are this rank's pieces, with their norm shares; the gradient
+  // norm is then summed over the tensor-parallel group as well.
   std::unique_ptr<train::Optimizer> make_optimizer(std::vector<train::NamedParameter> params,
                                                    const train::AdamWOptions& options, int zero_stage,
                                                    double bucket_mb) const;
@@ -47,6 +49,7 @@ class DataParallel {
 // zero_stage 0: gradients all-reduced bucket by bucket (all buckets in flight at once), then
 // clip_grad_norm and AdamW on every rank exactly as in one process.
 std::unique_ptr<train::Optimizer> make_all_reduce_adamw(const GroupPtr& group, std::vector<train::NamedParameter> params,
-                                                        const train::AdamWOptions& options, int64_t bucket_bytes);
+                                                        const train::AdamWOptions& options, int64_t bucket_bytes,
+                                                        train::ModelParallelSum model_parallel_sum = {});
 
 }  // namespace forma::parallel

@@ -19,8 +19,9 @@ struct ShardSegment {
 class ZeroAdamW : public train::Optimizer {
  public:
   ZeroAdamW(GroupPtr group, std::vector<train::NamedParameter> params, const train::AdamWOptions& options,
-            int64_t bucket_bytes)
+            int64_t bucket_bytes, train::ModelParallelSum model_parallel_sum)
       : group_(std::move(group)),
+        model_parallel_sum_(std::move(model_parallel_sum)),
         params_(std::move(params)),
         options_(options),
         buckets_(plan_grad_buckets(params_, bucket_bytes, group_->getSize())),
@@ -132,11 +133,20 @@ class ZeroAdamW : public train::Optimizer {
 
   double global_norm(const std::vector<torch::Tensor>& shards) const {
     double sum_of_squares = 0;
-    for (const auto& g : shards) {
-      double n = torch::linalg_vector_norm(g, 2, c10::nullopt, false, torch::kFloat64).item<double>();
-      sum_of_squares += n * n;
+    for (size_t b = 0; b < shards.size(); ++b) {
+      if (!model_parallel_sum_) {
+        double n = torch::linalg_vector_norm(shards[b], 2, c10::nullopt, false, torch::kFloat64).item<double>();
+        sum_of_squares += n * n;
+        continue;
+      }
+      for (const auto& s : segments_[b]) {  // each parameter's squares weighted by its norm share
+        double n = torch::linalg_vector_norm(shards[b].narrow(0, s.shard_offset, s.numel), 2, c10::nullopt, false,
+                                             torch::kFloat64).item<double>();
+        sum_of_squares += params_[s.param].norm_share * n * n;
+      }
     }
-    return std::sqrt(all_reduce_sum(group_, sum_of_squares));
+    sum_of_squares = all_reduce_sum(group_, sum_of_squares);
+    return std::sqrt(model_parallel_sum_ ? model_parallel_sum_(sum_of_squares) : sum_of_squares);
   }
 
   // Every rank's updated slices into every rank's parameters, bucket by bucket (all in flight).
@@ -166,6 +176,7 @@ class ZeroAdamW : public train::Optimizer {
   }
 
   GroupPtr group_;
+  train::ModelParallelSum model_parallel_sum_;
   std::vector<train::NamedParameter> params_;
   train::AdamWOptions options_;
   std::vector<GradBucket> buckets_;
@@ -177,8 +188,9 @@ class ZeroAdamW : public train::Optimizer {
 }  // namespace
 
 std::unique_ptr<train::Optimizer> make_zero_adamw(const GroupPtr& group, std::vector<train::NamedParameter> params,
-                                                  const train::AdamWOptions& options, int64_t bucket_bytes) {
-  return std::make_unique<ZeroAdamW>(group, std::move(params), options, bucket_bytes);
+                                                  const train::AdamWOptions& options, int64_t bucket_bytes,
+                                                  train::ModelParallelSum model_parallel_sum) {
+  return std::make_unique<ZeroAdamW>(group, std::move(params), options, bucket_bytes, std::move(model_parallel_sum));
 }
 
 }  // namespace forma::parallel

@@ -14,7 +14,9 @@
 
 namespace forma::parallel {
 
+// `model_parallel_sum`: as train::clip_grad_norm's (the norm's partial sums over tensor-parallel peers).
 std::unique_ptr<train::Optimizer> make_zero_adamw(const GroupPtr& group, std::vector<train::NamedParameter> params,
-                                                  const train::AdamWOptions& options, int64_t bucket_bytes);
+                                                  const train::AdamWOptions& options, int64_t bucket_bytes,
+                                                  train::ModelParallelSum model_parallel_sum = {});
 
 }  // namespace forma::parallel

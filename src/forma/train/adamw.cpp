@@ -101,25 +101,39 @@ void AdamW::load_state_dict(const std::map<std::string, torch::Tensor>& state, c
   state_ = std::move(loaded);
 }
 
-double clip_grad_norm(const std::vector<NamedParameter>& params, double max_norm) {
+double clip_grad_norm(const std::vector<NamedParameter>& params, double max_norm,
+                      const ModelParallelSum& model_parallel_sum) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> norms;
-  for (auto& p : params) {
-    if (p.tensor.grad().defined()) norms.push_back(p.tensor.grad().norm(2));
-  }
-  if (norms.empty()) return 0.0;
-  // As torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms, one scale for all.
-  auto total = torch::stack(norms).norm(2);
-  double total_norm = total.item<double>();
-  if (max_norm > 0) {
-    auto coef = max_norm / (total_norm + 1e-6);
-    if (coef < 1) {
-      for (auto& p : params) {
-        if (p.tensor.grad().defined()) p.tensor.grad().mul_(coef);
-      }
+  double total_norm = 0;
+  if (model_parallel_sum) {
+    double sum_of_squares = 0;
+    for (auto& p : params) {
+      if (!p.tensor.grad().defined()) continue;
+      double n = torch::linalg_vector_norm(p.tensor.grad(), 2, c10::nullopt, false, torch::kFloat64).item<double>();
+      sum_of_squares += p.norm_share * n * n;
     }
+    total_norm = std::sqrt(model_parallel_sum(sum_of_squares));
+  } else {
+    std::vector<torch::Tensor> norms;
+    for (auto& p : params) {
+      if (p.tensor.grad().defined()) norms.push_back(p.tensor.grad().norm(2));
+    }
+    if (norms.empty()) return 0.0;
+    // As torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms, one scale for all.
+    total_norm = torch::stack(norms).norm(2).item<double>();
   }
+  scale_gradients_to_norm(params, total_norm, max_norm);
   return total_norm;
+}
+
+void scale_gradients_to_norm(const std::vector<NamedParameter>& params, double norm, double max_norm) {
+  if (max_norm <= 0) return;
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef >= 1) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : params) {
+    if (p.tensor.grad().defined()) p.tensor.grad().mul_(coef);
+  }
 }
 
 }  // namespace forma::train

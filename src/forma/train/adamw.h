@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,7 +23,15 @@ struct NamedParameter {
   std::string name;
   torch::Tensor tensor;
   bool decay = true;  // false for 1-D parameters (norms, biases), as in nanoGPT and Megatron
+  // This tensor's share of the global gradient norm: 1 / (the number of ranks holding the same
+  // piece of the model), so that a norm summed over the model-parallel ranks counts each element
+  // of the full model once (tensor parallel: ShardSpec::copies). 1 without model parallelism.
+  double norm_share = 1.0;
 };
+
+// Sums a per-rank partial sum of squared gradient elements over the ranks that hold the other
+// pieces of the model (the tensor-parallel group). Empty: the rank holds the whole model.
+using ModelParallelSum = std::function<double(double)>;
 
 // Parameters of `module` that require grad, in registration order; decay = (dim >= 2).
 std::vector<NamedParameter> decay_groups(const torch::nn::Module& module);
@@ -64,6 +73,12 @@ class AdamW {
 // Scales all gradients so that their global L2 norm is at most `max_norm` (as
 // torch.nn.utils.clip_grad_norm_ does, with its 1e-6 guard) and returns the norm before clipping.
 // max_norm <= 0 only measures.
-double clip_grad_norm(const std::vector<NamedParameter>& params, double max_norm);
+// With `model_parallel_sum`, the norm is that of the whole model whose pieces the ranks hold
+// (each tensor's squares weighted by its norm_share, summed in fp64 over the ranks).
+double clip_grad_norm(const std::vector<NamedParameter>& params, double max_norm,
+                      const ModelParallelSum& model_parallel_sum = {});
+
+// Scales every gradient by max_norm / (norm + 1e-6) when that is below 1 (clip_grad_norm's rule).
+void scale_gradients_to_norm(const std::vector<NamedParameter>& params, double norm, double max_norm);
 
 }  // namespace forma::train

@@ -5,10 +5,11 @@ namespace {
 
 class LocalAdamW : public Optimizer {
  public:
-  LocalAdamW(std::vector<NamedParameter> params, AdamWOptions options) : adamw_(std::move(params), options) {}
+  LocalAdamW(std::vector<NamedParameter> params, AdamWOptions options, ModelParallelSum model_parallel_sum)
+      : adamw_(std::move(params), options), model_parallel_sum_(std::move(model_parallel_sum)) {}
 
   double step(double lr, double max_grad_norm) override {
-    double norm = clip_grad_norm(adamw_.params(), max_grad_norm);
+    double norm = clip_grad_norm(adamw_.params(), max_grad_norm, model_parallel_sum_);
     adamw_.step(lr);
     return norm;
   }
@@ -20,12 +21,14 @@ class LocalAdamW : public Optimizer {
 
  private:
   AdamW adamw_;
+  ModelParallelSum model_parallel_sum_;
 };
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_local_adamw(std::vector<NamedParameter> params, AdamWOptions options) {
-  return std::make_unique<LocalAdamW>(std::move(params), options);
+std::unique_ptr<Optimizer> make_local_adamw(std::vector<NamedParameter> params, AdamWOptions options,
+                                            ModelParallelSum model_parallel_sum) {
+  return std::make_unique<LocalAdamW>(std::move(params), options, std::move(model_parallel_sum));
 }
 
 }  // namespace forma::train

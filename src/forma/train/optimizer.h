@@ -31,7 +31,9 @@ class Optimizer {
   virtual void load_state_dict(const std::map<std::string, torch::Tensor>& state, const std::string& source) = 0;
 };
 
-// One process: clip_grad_norm and AdamW, as they are.
-std::unique_ptr<Optimizer> make_local_adamw(std::vector<NamedParameter> params, AdamWOptions options);
+// clip_grad_norm and AdamW on this rank's parameters; `model_parallel_sum` as clip_grad_norm's
+// (empty in one process).
+std::unique_ptr<Optimizer> make_local_adamw(std::vector<NamedParameter> params, AdamWOptions options,
+                                            ModelParallelSum model_parallel_sum = {});
 
 }  // namespace forma::train

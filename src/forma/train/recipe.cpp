@@ -276,21 +276,22 @@ void read_parallel(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.read("expert_parallel", &p.expert_parallel);
   s.read("zero_stage", &p.zero_stage);
   s.read("bucket_mb", &p.bucket_mb);
+  s.read("timeout_minutes", &p.timeout_minutes);
   s.require(p.data_parallel >= 0, "data_parallel", "must be >= 1, or 0 for WORLD_SIZE / (the other dimensions)");
   // Accepted so that recipes can name the whole layout; the layers for these come later.
-  const std::pair<const char*, int> not_yet[] = {{"tensor_parallel", p.tensor_parallel},
-                                                 {"pipeline_parallel", p.pipeline_parallel},
+  s.require(p.tensor_parallel >= 1, "tensor_parallel", "must be >= 1");
+  const std::pair<const char*, int> not_yet[] = {{"pipeline_parallel", p.pipeline_parallel},
                                                  {"context_parallel", p.context_parallel},
                                                  {"expert_parallel", p.expert_parallel}};
   for (auto& [key, value] : not_yet) {
     s.require(value >= 1, key, "must be >= 1");
     s.require(value == 1, key, fmt::format("{} is not yet supported (only 1 for now)", value));
   }
-  s.require(!p.sequence_parallel, "sequence_parallel", "true is not yet supported (it needs tensor_parallel)");
   s.require(p.zero_stage == 0 || p.zero_stage == 1, "zero_stage",
             fmt::format("{} is not supported: 0 (replicated AdamW state) or 1 (sharded across data-parallel "
                         "ranks)", p.zero_stage));
   s.require(p.bucket_mb > 0, "bucket_mb", "must be > 0");
+  s.require(p.timeout_minutes > 0, "timeout_minutes", "must be > 0");
   s.finish();
 }
 

@@ -71,13 +71,14 @@ struct CheckpointConfig {
 // since the world size comes from the launcher, not the recipe.
 struct ParallelConfig {
   int data_parallel = 0;          // 0 (auto): WORLD_SIZE divided by the other dimensions
-  int tensor_parallel = 1;        // not yet supported above 1
+  int tensor_parallel = 1;        // Megatron's tensor parallelism: heads, MLP and vocabulary split
   bool sequence_parallel = false; // Megatron's: splits the tensor-parallel regions along the sequence
   int pipeline_parallel = 1;      // must be 1 for now
   int context_parallel = 1;       // must be 1 for now
   int expert_parallel = 1;        // must be 1 for now
   int zero_stage = 0;             // 0: AdamW state replicated; 1: sharded across data-parallel ranks
   double bucket_mb = 25;          // gradient all-reduce / reduce-scatter bucket size, MB
+  double timeout_minutes = 10;    // rendezvous and every collective fail after this long (no hang)
 };
 
 struct Recipe {

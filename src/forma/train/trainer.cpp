@@ -10,6 +10,7 @@
 #include "forma/model/hf_io.h"
 #include "forma/model/model_stats.h"
 #include "forma/parallel/layout.h"
+#include "forma/parallel/tensor_parallel_model.h"
 #include "forma/train/checkpoint.h"
 #include "forma/train/checkpoint_dir.h"
 #include "forma/train/matmul_peak.h"
@@ -45,8 +46,12 @@ Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(reci
   build_model();
   open_data();
   const auto& o = recipe_.optimizer;
-  dp_.broadcast_parameters(decay_groups(*model_));
-  optimizer_ = dp_.make_optimizer(decay_groups(*model_), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
+  auto params = decay_groups(*model_);
+  if (tp_) {
+    for (auto& p : params) p.norm_share = 1.0 / static_cast<double>(tp_->shards.at(p.name).copies);
+  }
+  dp_.broadcast_parameters(params);
+  optimizer_ = dp_.make_optimizer(std::move(params), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
                                   recipe_.parallel.zero_stage, recipe_.parallel.bucket_mb);
   schedule_ = std::make_unique<LrSchedule>(recipe_.schedule, o.lr, recipe_.training.max_steps);
   flops_per_token_ = training_flops_per_token(model_->config(), recipe_.training.seq_len);
@@ -60,9 +65,12 @@ void Trainer::setup_parallel() {
   if (env.world_size == 1) return;
   // Rank 0 speaks for the run; the others only report problems.
   if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
-  dp_ = parallel::DataParallel(std::make_shared<parallel::DeviceMesh>(env, shape));
-  log::info("{} processes ({}): data_parallel={}, zero_stage={}, {} of the {} micro-batches of a step per rank",
-            env.world_size, env.source, shape.dp, recipe_.parallel.zero_stage,
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(recipe_.parallel.timeout_minutes * 60e3));
+  mesh_ = std::make_shared<parallel::DeviceMesh>(env, shape, timeout);
+  dp_ = parallel::DataParallel(mesh_);
+  log::info("{} processes ({}): data_parallel={} x tensor_parallel={}{}, zero_stage={}, {} of the {} micro-batches "
+            "of a step per data-parallel rank", env.world_size, env.source, shape.dp, shape.tp,
+            recipe_.parallel.sequence_parallel ? " with sequence parallel" : "", recipe_.parallel.zero_stage,
             recipe_.training.grad_accum_steps / shape.dp, recipe_.training.grad_accum_steps);
 }
 
@@ -85,6 +93,15 @@ void Trainer::build_model() {
   int64_t params = 0;
   for (auto& p : model_->parameters()) params += p.numel();
   log::info("model {} ({}): {:.2f} M parameters", path, model_->config().model_type, params / 1e6);
+  if (mesh_ && mesh_->size(parallel::Dim::tp) > 1) {
+    // Every rank built the same whole model (same seed or weights); each now keeps its pieces.
+    const int tp = mesh_->size(parallel::Dim::tp);
+    check(!recipe_.parallel.sequence_parallel || recipe_.training.seq_len % tp == 0,
+          "{}: training.seq_len={} must be divisible by parallel.tensor_parallel={} with sequence_parallel",
+          recipe_.source, recipe_.training.seq_len, tp);
+    tp_ = parallel::parallelize_tensor(model_, mesh_->group(parallel::Dim::tp),
+                                       {recipe_.parallel.sequence_parallel});
+  }
 }
 
 void Trainer::open_data() {
@@ -119,6 +136,10 @@ int64_t Trainer::tokens_per_step() const {
 
 std::string Trainer::checkpoints_dir() const { return (fs::path(recipe_.output_dir) / "checkpoints").string(); }
 
+torch::Tensor Trainer::language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets) const {
+  return tp_ ? parallel::tensor_parallel_loss(*tp_, logits, targets) : next_token_loss(logits, targets);
+}
+
 StepResult Trainer::step() {
   const auto& t = recipe_.training;
   auto start = std::chrono::steady_clock::now();
@@ -129,13 +150,14 @@ StepResult Trainer::step() {
   for (int64_t micro = dp_.rank() * per_rank; micro < (dp_.rank() + 1) * per_rank; ++micro) {
     auto batch = make_batch(*train_data_, state_.data_cursor + micro * t.micro_batch_size, t.micro_batch_size,
                             t.seq_len);
-    auto logits = model_->forward(batch.inputs);  // [B, T, V]
-    auto loss = next_token_loss(logits, batch.targets) + model_->aux_loss();
+    auto logits = model_->forward(batch.inputs);  // [B, T, V] (V / tp under tensor parallelism)
+    auto loss = language_model_loss(logits, batch.targets) + model_->aux_loss();
     // Scaled so that the accumulated gradient (summed over ranks) is that of the mean over all
     // micro-batches of the step.
     (loss / static_cast<double>(t.grad_accum_steps)).backward();
     loss_sum += loss.detach().to(torch::kFloat64);
   }
+  if (tp_) parallel::sync_tensor_parallel_grads(model_, *tp_);  // before the data-parallel reduction
   state_.data_cursor += t.micro_batch_size * t.grad_accum_steps;
   StepResult r;
   r.loss = dp_.sum(loss_sum.item<double>()) / static_cast<double>(t.grad_accum_steps);
@@ -161,13 +183,14 @@ double Trainer::evaluate() {
   for (int64_t i = dp_.rank(); i < recipe_.logging.eval_steps; i += dp_.size()) {
     // The same leading validation samples every time, so val_loss values are comparable.
     auto batch = make_batch(*valid_data_, i * t.micro_batch_size, t.micro_batch_size, t.seq_len);
-    total += next_token_loss(model_->forward(batch.inputs), batch.targets).item<double>();
+    total += language_model_loss(model_->forward(batch.inputs), batch.targets).item<double>();
   }
   model_->train();
   return dp_.sum(total) / static_cast<double>(recipe_.logging.eval_steps);
 }
 
 void Trainer::resume(const std::string& checkpoint) {
+  check(!tp_, "--resume: resuming under tensor_parallel > 1 is not supported yet");
   auto dir = find_resumable_checkpoint(checkpoint, checkpoints_dir(), required_checkpoint_files());
   state_ = load_checkpoint(dir, model_, *optimizer_);
   restore_torch_rng(state_.rng_state_hex, dir + "/trainer_state.json");
@@ -181,6 +204,11 @@ void Trainer::resume(const std::string& checkpoint) {
 
 void Trainer::save() {
   if (!options_.write_outputs || last_saved_step_ == state_.step) return;
+  if (tp_) {  // distributed checkpoints come next; until then a tensor-parallel run saves nothing
+    log::warn("step {}: no checkpoint: checkpoints under tensor_parallel > 1 are not written yet", state_.step);
+    last_saved_step_ = state_.step;
+    return;
+  }
   state_.rng_state_hex = capture_torch_rng();
   auto start = std::chrono::steady_clock::now();
   // Every rank takes part in gathering a sharded optimizer state; rank 0 writes the one checkpoint,

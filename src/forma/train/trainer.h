@@ -1,8 +1,10 @@
 // Training: gradient accumulation, AdamW with a warm-up schedule, clipping, periodic evaluation,
 // metrics (metrics.jsonl, loss.svg, a progress bar and log lines with tokens/s and MFU),
 // checkpoints, exact resume, and a clean stop on SIGINT/SIGTERM. In one process, or as one rank of
-// a data-parallel run when a launcher set WORLD_SIZE > 1 (parallel/data_parallel.h): each rank then
-// runs its share of every step's micro-batches, and rank 0 alone writes logs, metrics and checkpoints.
+// a parallel run when a launcher set WORLD_SIZE > 1: each data-parallel rank (parallel/data_parallel.h)
+// runs its share of every step's micro-batches; the tensor-parallel ranks of a data-parallel rank
+// (parallel/tensor_parallel_model.h) run the same micro-batches, each with its pieces of the model;
+// rank 0 alone writes logs and metrics.
 #pragma once
 #include <torch/torch.h>
 
@@ -12,6 +14,7 @@
 
 #include "forma/model/causal_lm.h"
 #include "forma/parallel/data_parallel.h"
+#include "forma/parallel/tensor_parallel_model.h"
 #include "forma/train/batches.h"
 #include "forma/train/lr_schedule.h"
 #include "forma/train/metrics_log.h"
@@ -62,12 +65,16 @@ class Trainer {
   void open_data();
   void save();
   void log_step(const StepResult& result, double interval_seconds, int64_t interval_tokens);
+  // The mean next-token cross entropy of a micro-batch (vocab-parallel under tensor parallelism).
+  torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets) const;
 
   bool writes_outputs() const { return options_.write_outputs && dp_.is_main(); }
 
   Recipe recipe_;
   TrainerOptions options_;
-  parallel::DataParallel dp_;  // one process unless WORLD_SIZE > 1
+  std::shared_ptr<parallel::DeviceMesh> mesh_;    // null in one process
+  parallel::DataParallel dp_;                     // one process unless WORLD_SIZE > 1
+  std::optional<parallel::TensorParallelPlan> tp_;  // set when tensor_parallel > 1
   CausalLM model_{nullptr};
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;

@@ -1,0 +1,43 @@
+#include "parallel/parallel_training.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace forma::test {
+
+CommandResult run_parallel_training(const std::string& data, const std::string& out, const ParallelRun& run) {
+  std::vector<std::string> args;
+  if (run.processes > 1) {
+    args = {"launch", "--nproc-per-node", std::to_string(run.processes), "--master-port",
+            std::to_string(run.master_port), "--", "forma"};
+  }
+  args.insert(args.end(), {"train", "--config", tiny_recipe_path()});
+  std::vector<std::string> sets{"model.path=" + fixture("hf-tiny/" + run.model + "/config.json"),
+                                "data.prefixes=" + data, "output_dir=" + out, "training.micro_batch_size=2",
+                                "training.grad_accum_steps=2", "training.max_steps=20", "checkpoint.interval=0"};
+  sets.insert(sets.end(), run.sets.begin(), run.sets.end());
+  for (auto& s : sets) args.insert(args.end(), {"--set", s});
+  args.insert(args.end(), run.flags.begin(), run.flags.end());
+  return run_forma(args);
+}
+
+double relative_difference(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-12); }
+
+void expect_same_curve(const std::vector<LoggedStep>& got, const std::vector<LoggedStep>& want,
+                       const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  ASSERT_FALSE(want.empty()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(got[i].step, want[i].step) << what;
+    double tolerance = i == 0 ? 1e-6 : 1e-4;
+    EXPECT_LE(relative_difference(got[i].loss, want[i].loss), tolerance)
+        << what << " step " << want[i].step << ": loss " << got[i].loss << " vs " << want[i].loss;
+    if (want[i].grad_norm == 0) continue;  // validation records
+    EXPECT_LE(relative_difference(got[i].grad_norm, want[i].grad_norm), tolerance)
+        << what << " step " << want[i].step << ": grad_norm " << got[i].grad_norm << " vs " << want[i].grad_norm;
+  }
+}
+
+}  // namespace forma::test
