@@ -7,9 +7,14 @@
 
 namespace forma::test {
 
-CommandResult run_parallel_training(const std::string& data, const std::string& out, const ParallelRun& run) {
+std::string training_command(const std::string& data, const std::string& out, const ParallelRun& run,
+                             const std::vector<std::string>& launch_flags) {
   std::vector<std::string> args;
-  if (run.processes > 1) {
+  if (!launch_flags.empty()) {
+    args = {"launch"};
+    args.insert(args.end(), launch_flags.begin(), launch_flags.end());
+    args.insert(args.end(), {"--", "forma"});
+  } else if (run.processes > 1) {
     args = {"launch", "--nproc-per-node", std::to_string(run.processes), "--master-port",
             std::to_string(run.master_port), "--", "forma"};
   }
@@ -20,7 +25,13 @@ CommandResult run_parallel_training(const std::string& data, const std::string& 
   sets.insert(sets.end(), run.sets.begin(), run.sets.end());
   for (auto& s : sets) args.insert(args.end(), {"--set", s});
   args.insert(args.end(), run.flags.begin(), run.flags.end());
-  return run_forma(args);
+  std::string command = "'" + forma_binary() + "'";
+  for (const auto& a : args) command += " '" + a + "'";  // test arguments hold no single quotes
+  return command;
+}
+
+CommandResult run_parallel_training(const std::string& data, const std::string& out, const ParallelRun& run) {
+  return run_command(training_command(data, out, run));
 }
 
 double relative_difference(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-12); }

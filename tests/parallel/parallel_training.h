@@ -18,7 +18,10 @@ struct ParallelRun {
 };
 
 // 20 steps of 2 micro-batches of 2 sequences (the global batch), on the pattern dataset `data`,
-// writing to `out`; no checkpoint but the last.
+// writing to `out`; no checkpoint but the last. Under `forma launch` when run.processes > 1, or when
+// `launch_flags` are given (they replace --nproc-per-node and --master-port).
+std::string training_command(const std::string& data, const std::string& out, const ParallelRun& run,
+                             const std::vector<std::string>& launch_flags = {});
 CommandResult run_parallel_training(const std::string& data, const std::string& out, const ParallelRun& run);
 
 double relative_difference(double a, double b);

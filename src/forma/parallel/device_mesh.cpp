@@ -79,14 +79,21 @@ DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::
   auto make = [&](const std::string& prefix, int rank, int size) {
     return make_gloo_group(store_, prefix, rank, size, device, timeout);
   };
-  world_ = make("world/", env.rank, env.world_size);
-  // For each dimension, this rank's group holds the ranks that differ from it only in that coordinate.
-  // The group is named by the rank of its first member, so all members agree on the store prefix.
-  for (Dim d : kAllDims) {
-    auto first = coords_;
-    first[static_cast<size_t>(d)] = 0;
-    std::string prefix = fmt::format("{}/{}/", dim_name(d), shape.rank_of(first));
-    groups_[static_cast<size_t>(d)] = make(prefix, coord(d), size(d));
+  try {
+    world_ = make("world/", env.rank, env.world_size);
+    // For each dimension, this rank's group holds the ranks that differ from it only in that coordinate.
+    // The group is named by the rank of its first member, so all members agree on the store prefix.
+    for (Dim d : kAllDims) {
+      auto first = coords_;
+      first[static_cast<size_t>(d)] = 0;
+      std::string prefix = fmt::format("{}/{}/", dim_name(d), shape.rank_of(first));
+      groups_[static_cast<size_t>(d)] = make(prefix, coord(d), size(d));
+    }
+  } catch (const std::exception& e) {
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    fail("rendezvous of {} processes at {}:{} did not complete within {:g} s (are all ranks started?): {}",
+         env.world_size, env.master_addr, env.master_port, timeout.count() / 1000.0,
+         c10_error ? c10_error->what_without_backtrace() : e.what());
   }
   log::debug("rank {} in mesh pp={} dp={} cp={} tp={} at coords ({},{},{},{})", rank_, shape.pp, shape.dp,
              shape.cp, shape.tp, coords_[0], coords_[1], coords_[2], coords_[3]);

@@ -146,8 +146,10 @@ int launch(const LaunchOptions& o) {
     w.out = {out_pipe[0], stdout, {}};
     w.err = {err_pipe[0], stderr, {}};
   }
-  log::info("launched {} worker(s) on node {} of {} (world size {}, master {}:{})", o.nproc_per_node,
-            o.node_rank, o.nnodes, o.nnodes * o.nproc_per_node, o.master_addr, o.master_port);
+  std::string pids;
+  for (const auto& w : workers) pids += fmt::format("{}rank {} pid {}", pids.empty() ? "" : ", ", w.rank, w.pid);
+  log::info("launched {} worker(s) on node {} of {} (world size {}, master {}:{}): {}", o.nproc_per_node,
+            o.node_rank, o.nnodes, o.nnodes * o.nproc_per_node, o.master_addr, o.master_port, pids);
 
   const Worker* failed = nullptr;
   bool forwarded = false;
