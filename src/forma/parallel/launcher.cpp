@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ struct Worker {
   pid_t pid = -1;
   bool running = true;
   int status = 0;
+  long peak_rss_kb = 0;  // of the worker and its waited-for descendants (wait4's rusage)
   Stream out, err;
   std::unique_ptr<std::ofstream> log;
 };
@@ -174,8 +176,10 @@ int launch(const LaunchOptions& o) {
     }
     bool any_running = false;
     for (auto& w : workers) {
-      if (w.running && ::waitpid(w.pid, &w.status, WNOHANG) == w.pid) {
+      struct rusage usage {};
+      if (w.running && ::wait4(w.pid, &w.status, WNOHANG, &usage) == w.pid) {
         w.running = false;
+        w.peak_rss_kb = usage.ru_maxrss;
         bool ok = WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0;
         if (!ok && !failed && !forwarded) {
           failed = &w;
@@ -213,6 +217,12 @@ int launch(const LaunchOptions& o) {
       if (now - *all_exited_at > std::chrono::seconds(2)) break;
     }
   }
+  // Per-rank memory is what a parallel layout (ZeRO, tensor parallel) is chosen for: report it.
+  std::string memory;
+  for (const auto& w : workers) {
+    memory += fmt::format("{}rank {} {:.3f} GB", memory.empty() ? "" : ", ", w.rank, w.peak_rss_kb / 1048576.0);
+  }
+  log::info("peak resident memory per worker: {}", memory);
   if (failed) {
     log::error("run failed: rank {} exited with {}", failed->rank, describe_status(failed->status));
     return 1;
