@@ -49,14 +49,17 @@ TEST(TrainCli, ResumeReproducesTheUninterruptedRunBitForBit) {
   EXPECT_EQ(a, b);  // same steps, same loss text (17 significant digits): bit-equal
   EXPECT_EQ(read_file(dir + "/a/checkpoints/latest/model.safetensors"),
             read_file(dir + "/b/checkpoints/latest/model.safetensors"));
-  EXPECT_EQ(read_file(dir + "/a/checkpoints/latest/optimizer.safetensors"),
-            read_file(dir + "/b/checkpoints/latest/optimizer.safetensors"));
+  // The distributed format's one shard (weights and AdamW state) and its metadata.
+  EXPECT_EQ(read_file(dir + "/a/checkpoints/latest/shards/rank-00000.safetensors"),
+            read_file(dir + "/b/checkpoints/latest/shards/rank-00000.safetensors"));
+  EXPECT_EQ(read_file(dir + "/a/checkpoints/latest/metadata.json"),
+            read_file(dir + "/b/checkpoints/latest/metadata.json"));
   // keep_last 3 of steps 3, 6, 9, 12
   EXPECT_FALSE(fs::exists(dir + "/a/checkpoints/step-0000003"));
   EXPECT_TRUE(fs::exists(dir + "/a/checkpoints/step-0000006"));
   // Outputs: the HF folder, the plot, eval lines.
   for (auto* f : {"config.json", "model.safetensors", "generation_config.json", "trainer_state.json",
-                  "optimizer.safetensors", "manifest.json"}) {
+                  "metadata.json", "shards/rank-00000.safetensors", "manifest.json"}) {
     EXPECT_TRUE(fs::exists(dir + "/a/checkpoints/latest/" + f)) << f;
   }
   auto svg = read_file(dir + "/a/loss.svg");

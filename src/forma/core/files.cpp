@@ -116,4 +116,30 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   fsync_path(parent.empty() ? "." : parent.string());
 }
 
+void write_folder_atomic(const std::string& to, const std::function<void(const std::string& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  fs::path target = fs::absolute(to).lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();  // "out/" -> "out"
+  check(!fs::exists(target) || (fs::is_directory(target) && fs::is_empty(target)),
+        "{}: already exists and is not an empty folder", to);
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  check(!ec, "cannot create {}: {}", target.parent_path().string(), ec.message());
+  // A sibling of the target (same file system, so the final rename is atomic), hidden by its dot.
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  check(!ec, "cannot create {}: {}", tmp.string(), ec.message());
+  try {
+    fill(tmp.string());
+    fsync_path(tmp.string());
+    if (fs::exists(target)) fs::remove(target);  // empty, checked above
+    fs::rename(tmp, target);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  fsync_path(target.parent_path().string());
+}
+
 }  // namespace forma

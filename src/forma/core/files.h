@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -41,5 +42,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // fsync a file or folder by path (folders: makes a rename inside it durable).
 void fsync_path(const std::string& path);
+
+// Writes the folder `to` atomically: `fill` writes into a hidden temporary sibling (same file
+// system) that is fsynced and renamed to `to` at the end. `to` must not exist or be an empty
+// folder (else forma::Error); on an exception the temporary folder is removed, `to` untouched.
+void write_folder_atomic(const std::string& to, const std::function<void(const std::string& tmp)>& fill);
 
 }  // namespace forma

@@ -1,7 +1,6 @@
 #include "forma/model/hf_convert.h"
 
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -214,29 +213,8 @@ ConvertResult convert_hf_folder(const std::string& from, const std::string& to, 
   check(fs::is_directory(from), "{}: not a folder", from);
   check(fs::exists(fs::path(from) / "config.json"), "{}: no config.json (not a Hugging Face model folder)", from);
   check(options.max_shard_bytes > 0, "convert: the shard size must be positive");
-  fs::path target = fs::absolute(to).lexically_normal();
-  if (!target.has_filename()) target = target.parent_path();  // "out/" -> "out"
-  check(!fs::exists(target) || (fs::is_directory(target) && fs::is_empty(target)),
-        "{}: already exists and is not an empty folder", to);
-  std::error_code ec;
-  fs::create_directories(target.parent_path(), ec);
-  check(!ec, "cannot create {}: {}", target.parent_path().string(), ec.message());
-  // A sibling of the target (same file system, so the final rename is atomic), hidden by its dot.
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(tmp, ec);
-  fs::create_directory(tmp, ec);
-  check(!ec, "cannot create {}: {}", tmp.string(), ec.message());
   ConvertResult result;
-  try {
-    result = write_folder(fs::path(from), tmp, options);
-    fsync_path(tmp.string());
-    if (fs::exists(target)) fs::remove(target);  // empty, checked above
-    fs::rename(tmp, target);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
-  fsync_path(target.parent_path().string());
+  write_folder_atomic(to, [&](const std::string& tmp) { result = write_folder(fs::path(from), fs::path(tmp), options); });
   return result;
 }
 

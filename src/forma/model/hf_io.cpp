@@ -96,7 +96,12 @@ std::map<std::string, std::string> hf_weight_files(const std::string& dir) {
     for (const auto& name : file.names()) files[name] = single;
     return files;
   }
-  check(fs::exists(index), "{}: no model.safetensors nor model.safetensors.index.json", dir);
+  // A training checkpoint of a tensor-parallel run holds its weights in pieces (train/checkpoint.h).
+  check(fs::exists(index), "{}: no model.safetensors nor model.safetensors.index.json{}", dir,
+        fs::exists(dir + "/metadata.json")
+            ? " (a checkpoint written with tensor_parallel > 1: `forma ckpt merge DIR --to HF_DIR` makes a model "
+              "folder of it)"
+            : "");
   auto json = nlohmann::json::parse(read_file(index), nullptr, /*allow_exceptions=*/false);
   check(!json.is_discarded(), "{}: not valid JSON", index);
   check(json.is_object() && json.contains("weight_map") && json["weight_map"].is_object(),

@@ -38,20 +38,12 @@
 #include "forma/model/architecture.h"
 #include "forma/model/causal_lm.h"
 #include "forma/parallel/device_mesh.h"
+#include "forma/parallel/tensor_parallel_specs.h"
 
 namespace forma::parallel {
 
 struct TensorParallelOptions {
   bool sequence_parallel = false;
-};
-
-// How one parameter's full tensor is laid out over the tp group.
-struct ShardSpec {
-  int64_t dim = -1;        // the dimension the full tensor is split along; -1: whole on every rank
-  int64_t full_size = 0;   // the full tensor's size along dim (the vocabulary without padding)
-  int64_t copies = 1;      // tp ranks holding the same piece: 1 when split, tp when whole,
-                           // tp / num_key_value_heads for replicated key-value heads
-  bool grad_is_partial = false;  // each copy's gradient is a partial sum of the true one
 };
 
 struct TensorParallelPlan {
@@ -62,10 +54,6 @@ struct TensorParallelPlan {
   int64_t vocab_start = 0;                  // this rank's first vocabulary id
   std::map<std::string, ShardSpec> shards;  // by forma parameter name (named_parameters())
 };
-
-// Throws forma::Error naming the config field when `tp` cannot split the model: heads, key-value
-// heads, intermediate_size (and the experts'), or a vocabulary smaller than the padding needs.
-void check_tensor_parallel_config(const ModelConfig& config, int tp);
 
 // Turns `model` (loaded or initialised whole, the same on every rank) into this rank's shard:
 // its Linear/Embedding children are replaced by the parallel layers holding their slices of the
@@ -80,7 +68,8 @@ torch::Tensor tensor_parallel_loss(const TensorParallelPlan& plan, const torch::
 // The full logits [..., V] from every rank's slice (for generation, evaluation and tests).
 torch::Tensor gather_logits(const TensorParallelPlan& plan, const torch::Tensor& logits);
 
-// This rank's piece of a full tensor, and the full tensor from every rank's piece (a collective).
+// This rank's piece of a full tensor (piece_range's slice, zero-padded), and the full tensor from
+// every rank's piece (a collective).
 torch::Tensor shard_tensor(const torch::Tensor& full, const ShardSpec& spec, int tp_size, int tp_rank);
 torch::Tensor gather_shards(const torch::Tensor& local, const ShardSpec& spec, const GroupPtr& group);
 

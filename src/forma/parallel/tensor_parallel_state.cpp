@@ -22,16 +22,11 @@ torch::Tensor shard_tensor(const torch::Tensor& full, const ShardSpec& spec, int
   check(spec.dim < full.dim() && full.size(spec.dim) == spec.full_size,
         "tensor parallel: a tensor of shape {} has no size {} along dimension {} to split",
         fmt::format("{}", fmt::join(full.sizes(), "x")), spec.full_size, spec.dim);
-  // tp / copies distinct pieces; rank r holds piece r / copies. Pieces are ceil(full / pieces)
-  // long, the last ones zero-padded (only a vocabulary needs that: the rest divides evenly).
-  const int64_t pieces = tp_size / spec.copies;
-  const int64_t length = (spec.full_size + pieces - 1) / pieces;
-  const int64_t start = std::min<int64_t>(tp_rank / spec.copies * length, spec.full_size);
-  const int64_t present = std::min(length, spec.full_size - start);
-  torch::Tensor piece = full.narrow(spec.dim, start, present);
-  if (present < length) {
+  const PieceRange range = piece_range(spec, tp_size, tp_rank);
+  torch::Tensor piece = full.narrow(spec.dim, range.start, range.length);
+  if (range.padding > 0) {
     std::vector<int64_t> pad_shape = full.sizes().vec();
-    pad_shape[spec.dim] = length - present;
+    pad_shape[spec.dim] = range.padding;
     piece = torch::cat({piece, torch::zeros(pad_shape, full.options())}, spec.dim);
   }
   return piece.contiguous().clone();

@@ -40,18 +40,6 @@ std::vector<std::pair<int64_t, std::string>> step_folders(const std::string& dir
 
 std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
 
-void write_manifest(const std::string& dir) {
-  nlohmann::json files = nlohmann::json::object();
-  for (auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    auto rel = fs::relative(entry.path(), dir).string();
-    fsync_path(entry.path().string());
-    files[rel] = {{"size", entry.file_size()}, {"fnv1a64", hex64(fnv1a64_file(entry.path().string()))}};
-  }
-  nlohmann::json manifest = {{"format", "forma-checkpoint-1"}, {"files", files}};
-  write_file_atomic((fs::path(dir) / kManifest).string(), manifest.dump(2) + "\n");
-}
-
 void point_latest(const std::string& checkpoints_dir, const std::string& name) {
   auto tmp = fs::path(checkpoints_dir) / ".latest.tmp";
   std::error_code ec;
@@ -86,17 +74,47 @@ uint64_t fnv1a64_file(const std::string& path) {
 
 std::string checkpoint_name(int64_t step) { return fmt::format("step-{:07d}", step); }
 
-std::string commit_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last,
-                              const std::function<void(const std::string& dir)>& write) {
+FileDigest file_digest(const std::string& path) {
+  return FileDigest{static_cast<uint64_t>(fs::file_size(path)), fnv1a64_file(path)};
+}
+
+std::string checkpoint_temp_dir(const std::string& checkpoints_dir, int64_t step) {
+  return (fs::path(checkpoints_dir) / (".tmp-" + checkpoint_name(step))).string();
+}
+
+std::string prepare_checkpoint_dir(const std::string& checkpoints_dir, int64_t step) {
   fs::create_directories(checkpoints_dir);
-  auto name = checkpoint_name(step);
-  auto tmp = (fs::path(checkpoints_dir) / (".tmp-" + name)).string();
-  auto final_dir = (fs::path(checkpoints_dir) / name).string();
+  auto tmp = checkpoint_temp_dir(checkpoints_dir, step);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  return tmp;
+}
+
+void write_checkpoint_manifest(const std::string& dir, const std::map<std::string, FileDigest>& known) {
+  nlohmann::json files = nlohmann::json::object();
+  for (auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    auto rel = fs::relative(entry.path(), dir).string();
+    fsync_path(entry.path().string());
+    auto it = known.find(rel);
+    FileDigest digest = it != known.end() && it->second.size == entry.file_size() ? it->second
+                                                                                  : file_digest(entry.path().string());
+    files[rel] = {{"size", digest.size}, {"fnv1a64", hex64(digest.fnv1a64)}};
+  }
+  for (auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_directory()) fsync_path(entry.path().string());  // the names of files in subfolders
+  }
+  nlohmann::json manifest = {{"format", "forma-checkpoint-1"}, {"files", files}};
+  write_file_atomic((fs::path(dir) / kManifest).string(), manifest.dump(2) + "\n");
+}
+
+std::string finish_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last,
+                              const std::map<std::string, FileDigest>& known) {
+  auto name = checkpoint_name(step);
+  auto tmp = checkpoint_temp_dir(checkpoints_dir, step);
+  auto final_dir = (fs::path(checkpoints_dir) / name).string();
   try {
-    write(tmp);
-    write_manifest(tmp);  // fsyncs every file first, then writes the manifest atomically
+    write_checkpoint_manifest(tmp, known);  // fsyncs every file first, then writes the manifest atomically
     fsync_path(tmp);
     fs::remove_all(final_dir);  // a folder of the same step from an interrupted earlier run
     fs::rename(tmp, final_dir);
@@ -109,6 +127,19 @@ std::string commit_checkpoint(const std::string& checkpoints_dir, int64_t step, 
   point_latest(checkpoints_dir, name);
   prune(checkpoints_dir, keep_last);
   return final_dir;
+}
+
+std::string commit_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last,
+                              const std::function<void(const std::string& dir)>& write) {
+  auto tmp = prepare_checkpoint_dir(checkpoints_dir, step);
+  try {
+    write(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  return finish_checkpoint(checkpoints_dir, step, keep_last);
 }
 
 void verify_checkpoint(const std::string& dir, const std::vector<std::string>& required_files) {

@@ -4,9 +4,14 @@
 // `latest` pointer (a symlink, so that CHECKPOINTS/latest is itself a usable model folder) replaced
 // atomically. A folder without a valid manifest is never trusted: resume skips it and falls back to
 // the previous valid checkpoint.
+//
+// A checkpoint written by many processes (dist_checkpoint.h) takes the steps one by one, between
+// barriers: rank 0 prepare_checkpoint_dir, every rank writes its files into the temp folder (whose
+// name all ranks know: checkpoint_temp_dir), rank 0 writes the rest and finish_checkpoint.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,11 +20,34 @@ namespace forma::train {
 // FNV-1a 64 of a whole file (memory-mapped); throws naming the file.
 uint64_t fnv1a64_file(const std::string& path);
 
+// A file's size and FNV-1a 64, as the manifest records them.
+struct FileDigest {
+  uint64_t size = 0;
+  uint64_t fnv1a64 = 0;
+};
+FileDigest file_digest(const std::string& path);
+
 // "step-0000042"
 std::string checkpoint_name(int64_t step);
+// CHECKPOINTS/.tmp-step-NNNNNNN: where `step` is written before its commit.
+std::string checkpoint_temp_dir(const std::string& checkpoints_dir, int64_t step);
 
-// Creates the temp folder, calls write(temp_dir) to fill it, then fsyncs, writes the manifest,
-// renames, updates `latest` and deletes all but the newest `keep_last` step folders.
+// Creates the empty temp folder of `step` (removing what an interrupted attempt left there).
+std::string prepare_checkpoint_dir(const std::string& checkpoints_dir, int64_t step);
+
+// The commit of a filled temp folder: fsyncs every file, writes the manifest last, renames the
+// folder to step-NNNNNNN, updates `latest` and prunes to `keep_last`. `known` gives the digests of
+// files (by path relative to the folder) that their writers already computed, so that one process
+// does not read back everything the others wrote; a file whose size differs is digested again.
+// On an exception the temp folder is removed. Returns the final folder.
+std::string finish_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last,
+                              const std::map<std::string, FileDigest>& known = {});
+
+// Writes DIR/manifest.json for the files in `dir` (fsynced first), as finish_checkpoint does: for
+// checkpoint folders written elsewhere (forma ckpt reshard).
+void write_checkpoint_manifest(const std::string& dir, const std::map<std::string, FileDigest>& known = {});
+
+// One process: prepare_checkpoint_dir, write(temp_dir) to fill it, then finish_checkpoint.
 // Returns the final folder. On an exception the temp folder is removed and nothing else changes.
 std::string commit_checkpoint(const std::string& checkpoints_dir, int64_t step, int keep_last,
                               const std::function<void(const std::string& dir)>& write);

@@ -192,7 +192,8 @@ double Trainer::evaluate() {
 void Trainer::resume(const std::string& checkpoint) {
   check(!tp_, "--resume: resuming under tensor_parallel > 1 is not supported yet");
   auto dir = find_resumable_checkpoint(checkpoint, checkpoints_dir(), required_checkpoint_files());
-  state_ = load_checkpoint(dir, model_, *optimizer_);
+  // Each rank reads its own slices, whatever layout wrote the checkpoint.
+  state_ = load_checkpoint(dir, model_, *optimizer_, checkpoint_role(dp_.mesh(), recipe_));
   restore_torch_rng(state_.rng_state_hex, dir + "/trainer_state.json");
   if (state_.recipe_snapshot != recipe_.snapshot) {
     log::warn("the recipe differs from the one checkpoint {} was trained with; continuing with the new one", dir);
@@ -211,15 +212,12 @@ void Trainer::save() {
   }
   state_.rng_state_hex = capture_torch_rng();
   auto start = std::chrono::steady_clock::now();
-  // Every rank takes part in gathering a sharded optimizer state; rank 0 writes the one checkpoint,
-  // the same files as in one process, so it resumes under any number of ranks.
+  // Every rank takes part: gathering a sharded optimizer state (to data-parallel rank 0), then
+  // writing its pieces into the one distributed checkpoint (train/checkpoint.h).
   auto optimizer_state = optimizer_->gather_state_dict();
-  if (writes_outputs()) {
-    auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
-                               recipe_.tokenizer.path);
-    log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
-  }
-  dp_.barrier();
+  auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
+                             recipe_.tokenizer.path, checkpoint_role(dp_.mesh(), recipe_));
+  log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
   last_saved_step_ = state_.step;
 }
 

@@ -1,0 +1,101 @@
+#include "forma/parallel/tensor_parallel_specs.h"
+
+#include <algorithm>
+
+#include "forma/core/error.h"
+#include "forma/model/architecture.h"
+
+// A named namespace, not an anonymous one: unity builds compile several sources as one unit.
+namespace forma::parallel::tensor_parallel_specs_detail {
+
+ShardSpec split_rows(int64_t full_size) { return ShardSpec{0, full_size, 1, false}; }
+ShardSpec split_columns(int64_t full_size) { return ShardSpec{1, full_size, 1, false}; }
+
+// A column-parallel Linear: output features (weight rows, bias) split as `spec` says.
+void column(std::map<std::string, ShardSpec>& specs, const std::string& name, const ShardSpec& spec, bool bias) {
+  specs[name + ".weight"] = spec;
+  if (bias) specs[name + ".bias"] = spec;
+}
+
+}  // namespace forma::parallel::tensor_parallel_specs_detail
+
+namespace forma::parallel {
+
+void check_tensor_parallel_config(const ModelConfig& c, int tp) {
+  check(tp >= 1, "tensor_parallel must be >= 1, got {}", tp);
+  const std::string& where = c.source.empty() ? std::string("the model config") : c.source;
+  check(c.num_attention_heads % tp == 0, "{}: num_attention_heads={} is not divisible by tensor_parallel={}", where,
+        c.num_attention_heads, tp);
+  const int64_t kv = c.num_key_value_heads;
+  check(kv > 0 && (kv % tp == 0 || tp % kv == 0),
+        "{}: num_key_value_heads={} and tensor_parallel={}: one must divide the other (the key-value heads are "
+        "split over the ranks, or each replicated on tensor_parallel / num_key_value_heads ranks)",
+        where, kv, tp);
+  check(c.intermediate_size % tp == 0, "{}: intermediate_size={} is not divisible by tensor_parallel={}", where,
+        c.intermediate_size, tp);
+  // Padding gives every rank ceil(V / tp) rows; the last rank must still own at least one id.
+  const int64_t slice = (c.vocab_size + tp - 1) / tp;
+  check(c.vocab_size > (tp - 1) * slice,
+        "{}: vocab_size={} is too small to split over tensor_parallel={} ranks ({} ids each)", where, c.vocab_size,
+        tp, slice);
+}
+
+ShardSpec whole_shard_spec(int tp, bool sequence_parallel) {
+  return ShardSpec{-1, 0, tp, sequence_parallel && tp > 1};
+}
+
+std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& c, int tp, bool sequence_parallel) {
+  namespace detail = tensor_parallel_specs_detail;
+  check_tensor_parallel_config(c, tp);
+  const Architecture& arch = architecture_for(c);
+  std::map<std::string, ShardSpec> specs;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string layer = "model.layers." + std::to_string(i);
+    // Attention: whole heads per rank. Key-value heads split like the query heads, or each one
+    // held by the tp / num_key_value_heads ranks whose query heads read it (partial gradients).
+    const std::string attn = layer + ".self_attn";
+    const int64_t kv_copies = c.num_key_value_heads >= tp ? 1 : tp / c.num_key_value_heads;
+    const ShardSpec kv{0, c.num_key_value_heads * c.head_dim, kv_copies, kv_copies > 1};
+    const bool qkv_bias = arch.qkv_bias(c);
+    detail::column(specs, attn + ".q_proj", detail::split_rows(c.num_attention_heads * c.head_dim), qkv_bias);
+    detail::column(specs, attn + ".k_proj", kv, qkv_bias);
+    detail::column(specs, attn + ".v_proj", kv, qkv_bias);
+    // Row-parallel: input features split; the bias stays whole (added after the reduction).
+    specs[attn + ".o_proj.weight"] = detail::split_columns(c.num_attention_heads * c.head_dim);
+    if (!c.is_moe()) {
+      const std::string mlp = layer + ".mlp";
+      const bool mlp_bias = arch.mlp_bias(c);
+      if (arch.gated_mlp) detail::column(specs, mlp + ".gate_proj", detail::split_rows(c.intermediate_size), mlp_bias);
+      detail::column(specs, mlp + ".up_proj", detail::split_rows(c.intermediate_size), mlp_bias);
+      specs[mlp + ".down_proj.weight"] = detail::split_columns(c.intermediate_size);
+      continue;
+    }
+    const std::string moe = layer + ".block_sparse_moe";
+    for (int64_t e = 0; e < c.num_local_experts; ++e) {
+      const std::string expert = moe + ".experts." + std::to_string(e);
+      detail::column(specs, expert + ".w1", detail::split_rows(c.intermediate_size), false);
+      detail::column(specs, expert + ".w3", detail::split_rows(c.intermediate_size), false);
+      specs[expert + ".w2.weight"] = detail::split_columns(c.intermediate_size);
+    }
+    // The router runs on every token on every rank (tokens are whole inside the block, with or
+    // without sequence parallel), so its gradient is whole everywhere.
+    ShardSpec router = whole_shard_spec(tp, sequence_parallel);
+    router.grad_is_partial = false;
+    specs[moe + ".gate.weight"] = router;
+  }
+  specs["model.embed_tokens.weight"] = detail::split_rows(c.vocab_size);
+  // Tied: the output projection reads the embedding's shard and has no parameter of its own.
+  if (!c.tie_word_embeddings) specs["lm_head.weight"] = detail::split_rows(c.vocab_size);
+  return specs;
+}
+
+PieceRange piece_range(const ShardSpec& spec, int tp, int rank) {
+  if (spec.dim < 0) return PieceRange{0, spec.full_size, 0};
+  const int64_t pieces = tp / spec.copies;
+  const int64_t length = (spec.full_size + pieces - 1) / pieces;
+  const int64_t start = std::min<int64_t>(rank / spec.copies * length, spec.full_size);
+  const int64_t present = std::min(length, spec.full_size - start);
+  return PieceRange{start, present, length - present};
+}
+
+}  // namespace forma::parallel
