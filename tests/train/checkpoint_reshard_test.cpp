@@ -188,7 +188,8 @@ TEST(CheckpointReshard, RefusesLayoutsTheModelCannotTakeAndForeignModels) {
   CausalLM other = llama(330);
   auto optimizer = train::make_local_adamw(train::decay_groups(*other), train::AdamWOptions{});
   std::string shape = error_of([&] { train::load_checkpoint(saved, other, *optimizer); });
-  EXPECT_NE(shape.find("tensor 'model.embed_tokens.weight' has shape 320x64, but this model's is 330x64"), std::string::npos)
+  EXPECT_NE(shape.find("tensor 'model.embed_tokens.weight' has shape 320x64, but this model's is 330x64"),
+            std::string::npos)
       << shape;
   ModelConfig deeper = other->config();
   deeper.vocab_size = 320, deeper.num_hidden_layers = 1;

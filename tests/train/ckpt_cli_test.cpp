@@ -71,7 +71,8 @@ TEST(CkptCli, InfoReshardResumeAndMerge) {
   EXPECT_NE(text.output.find("model.layers.1.mlp.down_proj.weight"), std::string::npos) << text.output;
 
   // Resharded for 2 tensor-parallel ranks (then also 2 data-parallel ones): the layout changes.
-  auto reshard = test::run_forma("ckpt reshard '" + step4 + "' --to '" + dir + "/tp2' --set parallel.tensor_parallel=2");
+  auto reshard =
+      test::run_forma("ckpt reshard '" + step4 + "' --to '" + dir + "/tp2' --set parallel.tensor_parallel=2");
   ASSERT_EQ(reshard.exit_code, 0) << reshard.output;
   EXPECT_EQ(info_json(dir + "/tp2")["layout"]["tensor_parallel"], 2);
   EXPECT_EQ(info_json(dir + "/tp2")["tensors"][0]["pieces"], 2);  // lm_head.weight, split over the vocabulary

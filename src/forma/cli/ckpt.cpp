@@ -96,16 +96,18 @@ void run_info(const CkptArgs& args) {
               m.tensors.size() - optimizer_tensors, human_bytes(model_bytes).c_str(), optimizer_tensors,
               human_bytes(optimizer_bytes).c_str(), files.size());
   for (const auto& t : tensors) {
+    const std::string shape = train::shape_text(t["shape"].get<std::vector<int64_t>>());
     std::printf("  %-60s %-4s %-14s %2zu piece(s) %12s\n", t["name"].get<std::string>().c_str(),
-                t["dtype"].get<std::string>().c_str(), train::shape_text(t["shape"].get<std::vector<int64_t>>()).c_str(),
-                t["pieces"].get<size_t>(), human_bytes(t["bytes"].get<uint64_t>()).c_str());
+                t["dtype"].get<std::string>().c_str(), shape.c_str(), t["pieces"].get<size_t>(),
+                human_bytes(t["bytes"].get<uint64_t>()).c_str());
   }
 }
 
 void run_merge(const CkptArgs& args) {
   const std::string dir = checkpoint_folder(args.dir);
   size_t params = train::merge_checkpoint(dir, args.to);
-  std::printf("wrote %s: %zu parameters from %s as a Hugging Face model folder\n", args.to.c_str(), params, dir.c_str());
+  std::printf("wrote %s: %zu parameters from %s as a Hugging Face model folder\n", args.to.c_str(), params,
+              dir.c_str());
 }
 
 // --set parallel.KEY=VALUE over the source checkpoint's layout.
@@ -163,7 +165,8 @@ CommandRegistration reg(25, [](CLI::App& app) {
   ckpt->require_subcommand(1);
 
   auto info_args = std::make_shared<CkptArgs>();
-  auto* info = ckpt->add_subcommand("info", "layout, step, tensors (global shapes, dtypes, pieces, sizes), committed or not");
+  auto* info =
+      ckpt->add_subcommand("info", "layout, step, tensors (global shapes, dtypes, pieces, sizes), committed or not");
   info->add_option("dir", info_args->dir, "checkpoint folder (step-NNNNNNN), or a checkpoints folder (its latest)")
       ->required();
   info->add_flag("--json", info_args->json, "one JSON object instead of text");
@@ -177,7 +180,8 @@ CommandRegistration reg(25, [](CLI::App& app) {
   merge->callback([merge_args] { run_merge(*merge_args); });
 
   auto reshard_args = std::make_shared<CkptArgs>();
-  auto* reshard = ckpt->add_subcommand("reshard", "rewrite a checkpoint as another parallel layout would have written it");
+  auto* reshard =
+      ckpt->add_subcommand("reshard", "rewrite a checkpoint as another parallel layout would have written it");
   reshard->add_option("dir", reshard_args->dir, "checkpoint folder, or a checkpoints folder (its latest)")->required();
   reshard->add_option("--to", reshard_args->to, "checkpoint folder to write (must not exist, or be empty)")->required();
   reshard->add_option("--set", reshard_args->sets,

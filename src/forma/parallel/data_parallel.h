@@ -23,7 +23,6 @@ class DataParallel {
   int rank() const { return mesh_ ? mesh_->coord(Dim::dp) : 0; }
   int size() const { return mesh_ ? mesh_->size(Dim::dp) : 1; }
   bool distributed() const { return mesh_ != nullptr; }
-  const DeviceMesh* mesh() const { return mesh_.get(); }  // null in one process
   // World rank 0: the one process that writes logs, metrics and checkpoints.
   bool is_main() const { return !mesh_ || mesh_->rank() == 0; }
 

@@ -68,7 +68,8 @@ std::vector<TensorPiece> owned_pieces(CausalLM& model, const std::map<std::strin
     const std::string name = optimizer_tensor_name(key);
     const TensorOwner owner = checkpoint_tensor_owner(name);
     check(params.contains(owner.param), "checkpoint: optimizer state '{}' belongs to no parameter of the model", key);
-    const parallel::ShardSpec spec = owner.sliced_like_param ? spec_of(role, owner.param) : parallel::whole_shard_spec(tp, false);
+    const parallel::ShardSpec spec =
+        owner.sliced_like_param ? spec_of(role, owner.param) : parallel::whole_shard_spec(tp, false);
     RankSlice slice = local_rank_slice(tensor.sizes().vec(), spec, tp, role.tp_rank, name);
     if (slice.owner) pieces.push_back(rank_piece(name, tensor, slice));
   }
@@ -162,7 +163,8 @@ void load_checkpoint_weights(const DistCheckpointReader& reader, CausalLM& model
   }
 }
 
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer& optimizer, const CheckpointRole& role) {
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer& optimizer,
+                             const CheckpointRole& role) {
   DistCheckpointReader reader(dir, /*verify=*/false);
   load_checkpoint_weights(reader, model, role);
   // The AdamW state of this rank's parameters, sliced like them (ZeRO then keeps its part).

@@ -26,7 +26,8 @@ bool is_weight_or_bookkeeping(const std::string& name) {
 }
 
 // Copies the regular files at the top of `from` (not shards/) that `keep` accepts; returns how many.
-size_t copy_top_files(const std::string& from, const std::string& to, const std::function<bool(const std::string&)>& keep) {
+size_t copy_top_files(const std::string& from, const std::string& to,
+                      const std::function<bool(const std::string&)>& keep) {
   size_t copied = 0;
   for (const auto& entry : fs::directory_iterator(from)) {
     const std::string name = entry.path().filename().string();
@@ -88,7 +89,8 @@ void reshard_checkpoint(const std::string& dir, const std::string& to, const Che
         if (rank >= tp) break;
         RankSlice slice = rank_slice(entry.shape, spec_of(name), tp, rank);
         if (!slice.owner) continue;
-        pieces.push_back(TensorPiece{name, entry.shape, slice.offsets, reader.read(name, slice.offsets, slice.lengths)});
+        torch::Tensor block = reader.read(name, slice.offsets, slice.lengths);
+        pieces.push_back(TensorPiece{name, entry.shape, slice.offsets, block});
       }
       write_rank_pieces(tmp, rank, pieces);
     }

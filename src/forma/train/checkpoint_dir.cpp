@@ -65,9 +65,16 @@ uint64_t fnv1a64_file(const std::string& path) {
   if (fs::file_size(path) == 0) return hash;
   MappedFile file(path);
   const uint8_t* p = file.data();
-  for (size_t i = 0, n = file.size(); i < n; ++i) {
-    hash ^= p[i];
-    hash *= 1099511628211ull;
+  // Block by block, each block's pages released once hashed: checksumming a shard of many GB costs
+  // this process a block of resident memory, not the file's size.
+  constexpr size_t kBlock = size_t{64} << 20;
+  for (size_t begin = 0, n = file.size(); begin < n; begin += kBlock) {
+    const size_t end = std::min(n, begin + kBlock);
+    for (size_t i = begin; i < end; ++i) {
+      hash ^= p[i];
+      hash *= 1099511628211ull;
+    }
+    file.release_pages(p + begin, end - begin);
   }
   return hash;
 }

@@ -140,8 +140,10 @@ TensorEntry tensor_entry_from_json(const nlohmann::json& j, const std::string& w
     const nlohmann::json& key = metadata_detail::field(pj, "key", where, what + " piece");
     check(key.is_string(), "{}: {}: piece key must be a string, got {}", where, what, key.dump());
     p.key = key.get<std::string>();
-    p.offsets = metadata_detail::json_ints(metadata_detail::field(pj, "offsets", where, what + " piece"), where, what + " offsets");
-    p.lengths = metadata_detail::json_ints(metadata_detail::field(pj, "lengths", where, what + " piece"), where, what + " lengths");
+    const nlohmann::json& offsets = metadata_detail::field(pj, "offsets", where, what + " piece");
+    const nlohmann::json& lengths = metadata_detail::field(pj, "lengths", where, what + " piece");
+    p.offsets = metadata_detail::json_ints(offsets, where, what + " offsets");
+    p.lengths = metadata_detail::json_ints(lengths, where, what + " lengths");
     check(p.offsets.size() == entry.shape.size() && p.lengths.size() == entry.shape.size(),
           "{}: {} has {} dimensions, but piece {} gives {} offsets and {} lengths", where, what, entry.shape.size(),
           p.file, p.offsets.size(), p.lengths.size());
@@ -163,8 +165,9 @@ void validate_tensor_coverage(const TensorEntry& entry, const std::string& where
   int64_t covered = 0;
   for (size_t i = 0; i < entry.pieces.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      check(!metadata_detail::boxes_overlap(entry.pieces[i], entry.pieces[j]), "{}: tensor '{}': pieces {} and {} overlap",
-            where, name, metadata_detail::piece_text(entry.pieces[j]), metadata_detail::piece_text(entry.pieces[i]));
+      check(!metadata_detail::boxes_overlap(entry.pieces[i], entry.pieces[j]),
+            "{}: tensor '{}': pieces {} and {} overlap", where, name, metadata_detail::piece_text(entry.pieces[j]),
+            metadata_detail::piece_text(entry.pieces[i]));
     }
     covered += entry.pieces[i].numel();  // no overflow: disjoint pieces inside the tensor sum to <= total
   }

@@ -190,10 +190,10 @@ double Trainer::evaluate() {
 }
 
 void Trainer::resume(const std::string& checkpoint) {
-  check(!tp_, "--resume: resuming under tensor_parallel > 1 is not supported yet");
   auto dir = find_resumable_checkpoint(checkpoint, checkpoints_dir(), required_checkpoint_files());
-  // Each rank reads its own slices, whatever layout wrote the checkpoint.
-  state_ = load_checkpoint(dir, model_, *optimizer_, checkpoint_role(dp_.mesh(), recipe_));
+  // Each rank reads the slices of its pieces of the model, whatever layout wrote the checkpoint.
+  auto role = checkpoint_role(mesh_.get(), recipe_, tp_ ? &tp_->shards : nullptr);
+  state_ = load_checkpoint(dir, model_, *optimizer_, role);
   restore_torch_rng(state_.rng_state_hex, dir + "/trainer_state.json");
   if (state_.recipe_snapshot != recipe_.snapshot) {
     log::warn("the recipe differs from the one checkpoint {} was trained with; continuing with the new one", dir);
@@ -205,18 +205,14 @@ void Trainer::resume(const std::string& checkpoint) {
 
 void Trainer::save() {
   if (!options_.write_outputs || last_saved_step_ == state_.step) return;
-  if (tp_) {  // distributed checkpoints come next; until then a tensor-parallel run saves nothing
-    log::warn("step {}: no checkpoint: checkpoints under tensor_parallel > 1 are not written yet", state_.step);
-    last_saved_step_ = state_.step;
-    return;
-  }
   state_.rng_state_hex = capture_torch_rng();
   auto start = std::chrono::steady_clock::now();
   // Every rank takes part: gathering a sharded optimizer state (to data-parallel rank 0), then
   // writing its pieces into the one distributed checkpoint (train/checkpoint.h).
   auto optimizer_state = optimizer_->gather_state_dict();
+  auto role = checkpoint_role(mesh_.get(), recipe_, tp_ ? &tp_->shards : nullptr);
   auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
-                             recipe_.tokenizer.path, checkpoint_role(dp_.mesh(), recipe_));
+                             recipe_.tokenizer.path, role);
   log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
   last_saved_step_ = state_.step;
 }
