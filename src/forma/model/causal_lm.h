@@ -41,7 +41,8 @@ class CausalLMImpl : public torch::nn::Module {
   // torch::kBFloat16 (an error otherwise). The parameters are created in it (as HF's
   // from_pretrained(torch_dtype=...) does), so a bf16 model never holds an fp32 copy of itself.
   // In bf16, RMSNorm's variance, attention and router softmaxes and the RoPE tables are computed
-  // in fp32 and cast back, as HF does; the logits are returned in fp32.
+  // in fp32 and cast back, as HF does, attention's products accumulate in fp32 (attention.cpp), and
+  // the logits are returned in fp32.
   explicit CausalLMImpl(const ModelConfig& config, torch::ScalarType dtype = torch::kFloat);
 
   // input_ids [B,T] int64 -> logits [B,T,V] (fp32). With a cache: appends this call's keys and
