@@ -32,6 +32,7 @@ struct ChatArgs {
   std::string model_dir;
   std::string template_file;
   std::string system;
+  std::string dtype = "fp32";
   bool json = false;
   GenerationFlags flags;
 };
@@ -85,12 +86,13 @@ bool run_slash_command(const std::string& line, infer::ChatSession* session, boo
 
 void run_chat(const ChatArgs& args) {
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
+  const LoadOptions load_options{parse_compute_dtype(args.dtype, load_model_config(args.model_dir), "--dtype")};
   check(has_tokenizer_files(args.model_dir),
         "--model: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or *.tiktoken)",
         args.model_dir);
   std::unique_ptr<tok::Tokenizer> tokenizer = tok::load_tokenizer(args.model_dir);
   chat::ChatTemplate chat_template = load_template(args);
-  CausalLM model = load_pretrained(args.model_dir);
+  CausalLM model = load_pretrained(args.model_dir, load_options);
   auto config = infer::load_generation_defaults(args.model_dir, model->config(), tokenizer.get());
   args.flags.apply(&config);
   infer::ChatSession session(model, *tokenizer, std::move(chat_template), config);
@@ -139,6 +141,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
   cmd->add_flag("--json", args->json,
                 "print one JSON line per reply (prompt_ids, output_ids, text, stop_reason) instead of text");
   args->flags.add_to(cmd);
+  add_dtype_option(cmd, &args->dtype);
   cmd->callback([args] { run_chat(*args); });
 });
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "forma/cli/command.h"
+#include "forma/cli/model_inputs.h"
 #include "forma/core/error.h"
 #include "forma/core/files.h"
 #include "forma/core/progress.h"
@@ -17,6 +18,7 @@ namespace forma::cli::eval_command {
 
 struct EvalOptions {
   std::string model, task, data, out;
+  std::string dtype = "fp32";
   int64_t limit = 0, max_length = 0, stride = 0, max_new_tokens = 32;
   std::vector<std::string> stop = {"\n"};
 };
@@ -46,7 +48,9 @@ forma::eval::TaskScore run_perplexity(forma::eval::Scorer& scorer, const forma::
 }
 
 void run_eval(const EvalOptions& o) {
-  auto model = forma::load_pretrained(o.model);
+  const forma::LoadOptions load_options{
+      forma::parse_compute_dtype(o.dtype, forma::load_model_config(o.model), "--dtype")};
+  auto model = forma::load_pretrained(o.model, load_options);
   model->eval();
   auto tokenizer = forma::tok::load_tokenizer(o.model);
   forma::eval::ModelScorer scorer(*model);
@@ -94,6 +98,7 @@ forma::cli::CommandRegistration reg(60, [](CLI::App& app) {
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "exact_match: generation length")->capture_default_str();
   cmd->add_option("--stop", o->stop, "exact_match: stop strings (default: newline)");
   cmd->add_option("--out", o->out, "write a JSON report here");
+  forma::cli::add_dtype_option(cmd, &o->dtype);
   cmd->callback([o] { run_eval(*o); });
 });
 

@@ -30,6 +30,7 @@ struct GenerateArgs {
   std::string prompt_ids;
   std::string prompts_file;
   int64_t max_batch = 32;
+  std::string dtype = "fp32";
   bool no_cache = false;
   bool json = false;
   GenerationFlags flags;
@@ -77,6 +78,7 @@ void run_generate(const GenerateArgs& args) {
   std::unique_ptr<tok::Tokenizer> tokenizer = load_folder_tokenizer(args.model_dir);
   // The prompts are read before the weights, which may take long to load.
   const ModelConfig model_config = load_model_config(args.model_dir);
+  const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype")};
   auto config = infer::load_generation_defaults(args.model_dir, model_config, tokenizer.get());
   config.use_cache = !args.no_cache;
   args.flags.apply(&config);
@@ -88,7 +90,7 @@ void run_generate(const GenerateArgs& args) {
     prompt = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
   }
 
-  CausalLM model = load_pretrained(args.model_dir);
+  CausalLM model = load_pretrained(args.model_dir, load_options);
   if (batch) return run_prompts_file(args, prompts, model, tokenizer.get());
 
   infer::GenerationCallbacks callbacks;
@@ -126,6 +128,7 @@ CommandRegistration reg(40, [](CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-batch", args->max_batch, "most prompts of --prompts-file in one batch (default 32)");
   args->flags.add_to(cmd);
+  add_dtype_option(cmd, &args->dtype);
   cmd->add_flag("--no-cache", args->no_cache, "rerun the whole sequence for every token (no KV cache)");
   cmd->add_flag("--json", args->json, "print one JSON object (prompt_ids, output_ids, text, stop_reason)");
   cmd->callback([args] { run_generate(*args); });

@@ -1,6 +1,6 @@
-// `forma logits --model DIR (--prompt TEXT | --prompt-ids 1,2,3) --out FILE.safetensors`: the fp32
-// logits of every position of one forward pass, for checking a conversion against another
-// implementation (e.g. HF's model(input_ids).logits[0]).
+// `forma logits --model DIR (--prompt TEXT | --prompt-ids 1,2,3) --out FILE.safetensors [--dtype bf16]`:
+// the logits of every position of one forward pass, for checking a conversion against another
+// implementation (e.g. HF's model(input_ids).logits[0]). Written in fp32 whatever --dtype computes in.
 #include <filesystem>
 #include <memory>
 
@@ -20,6 +20,7 @@ struct LogitsArgs {
   std::string prompt;
   std::string prompt_ids;
   std::string out;
+  std::string dtype = "fp32";
 };
 
 void run_logits(const LogitsArgs& args) {
@@ -27,6 +28,7 @@ void run_logits(const LogitsArgs& args) {
   auto tokenizer = load_folder_tokenizer(args.model_dir);
   const std::vector<int32_t> ids = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
   const ModelConfig model_config = load_model_config(args.model_dir);
+  const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype")};
   for (size_t i = 0; i < ids.size(); ++i) {
     check(ids[i] < model_config.vocab_size, "prompt token {} (position {}) is outside the model's vocabulary [0, {})",
           ids[i], i, model_config.vocab_size);
@@ -36,15 +38,15 @@ void run_logits(const LogitsArgs& args) {
         "the prompt has {} tokens, more than the model's context (max_position_embeddings) {}", length,
         model_config.max_position_embeddings);
 
-  CausalLM model = load_pretrained(args.model_dir);
+  CausalLM model = load_pretrained(args.model_dir, load_options);
   torch::NoGradGuard no_grad;
   infer::EvalModeGuard eval_mode(model);
   torch::Tensor input_ids = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
-  torch::Tensor logits = model->forward(input_ids.unsqueeze(0)).select(0, 0);  // [T, V] fp32
+  torch::Tensor logits = model->forward(input_ids.unsqueeze(0)).select(0, 0);  // [T, V] fp32 in any dtype
   save_tensors(args.out, {{"logits", logits}, {"input_ids", input_ids}},
                {{"format", "pt"}, {"model", args.model_dir}});
-  log::info("logits: wrote {} (logits [{}, {}] fp32, input_ids [{}])", args.out, logits.size(0), logits.size(1),
-            length);
+  log::info("logits: wrote {} (logits [{}, {}] fp32 from a {} model, input_ids [{}])", args.out, logits.size(0),
+            logits.size(1), compute_dtype_name(model->dtype()), length);
 }
 
 CommandRegistration reg(45, [](CLI::App& app) {
@@ -55,6 +57,8 @@ CommandRegistration reg(45, [](CLI::App& app) {
   cmd->add_option("--prompt-ids", args->prompt_ids, "prompt as token ids, e.g. 1,2,3");
   cmd->add_option("--out", args->out, "output .safetensors file: \"logits\" [T, V] fp32, \"input_ids\" [T] int64")
       ->required();
+  auto* dtype = add_dtype_option(cmd, &args->dtype);
+  dtype->description(dtype->get_description() + ". The logits are written in fp32 either way");
   cmd->callback([args] { run_logits(*args); });
 });
 

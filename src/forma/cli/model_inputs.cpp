@@ -10,6 +10,13 @@ namespace forma::cli {
 
 namespace fs = std::filesystem;
 
+CLI::Option* add_dtype_option(CLI::App* command, std::string* dtype) {
+  return command->add_option("--dtype", *dtype,
+                             "dtype the model is loaded and computes in: fp32 (default), bf16, or auto (config.json's "
+                             "torch_dtype: bf16 for bfloat16 models, else fp32). bf16 halves the memory; its speed "
+                             "depends on the CPU (LibTorch's fast bf16 kernels need AVX-512)");
+}
+
 bool has_tokenizer_files(const std::string& dir) {
   for (const char* name : {"tokenizer.json", "tokenizer.model", "encoder.json"}) {
     if (fs::exists(fs::path(dir) / name)) return true;

@@ -1,6 +1,8 @@
-// What the inference commands (generate, logits, bench generate) share: the tokenizer of a model
-// folder when it has one, and token ids given on the command line.
+// What the inference commands (generate, chat, logits, eval, bench generate) share: the --dtype
+// option, the tokenizer of a model folder when it has one, and token ids given on the command line.
 #pragma once
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,6 +11,10 @@
 #include "forma/tokenizer/tokenizer.h"
 
 namespace forma::cli {
+
+// Adds --dtype fp32|bf16|auto (default fp32) writing into `dtype`: the dtype the model is loaded
+// and run in, resolved by parse_compute_dtype (model/hf_io.h) with "--dtype" named in errors.
+CLI::Option* add_dtype_option(CLI::App* command, std::string* dtype);
 
 // Whether `dir` holds a tokenizer load_tokenizer can read (tokenizer.json, tokenizer.model,
 // encoder.json or *.tiktoken).

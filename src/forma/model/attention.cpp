@@ -8,6 +8,20 @@
 
 namespace forma {
 
+namespace attention_detail {
+
+// a @ b accumulated in fp32 and rounded once to the inputs' dtype: what a bf16 GEMM computes (and
+// what LibTorch computes for large products). LibTorch 1.13's CPU batched matmul accumulates bf16
+// in bf16 when a product has fewer than ~400 multiply-adds (its naive small-size kernel; measured 3-4x
+// the error of one rounding), so the one-query products of a decode step would be rounded worse
+// than the prefill's, and a continuation with the KV cache would drift from one without it.
+torch::Tensor matmul_fp32_accumulate(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.scalar_type() == torch::kFloat) return torch::matmul(a, b);
+  return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(a.scalar_type());
+}
+
+}  // namespace attention_detail
+
 torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const torch::Device& device) {
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
   torch::Tensor i = torch::arange(start, start + count, opts).unsqueeze(1);  // [T, 1]
@@ -68,10 +82,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
     k = k.repeat_interleave(q_heads / kv_heads, 1);
     v = v.repeat_interleave(q_heads / kv_heads, 1);
   }
-  torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
+  using attention_detail::matmul_fp32_accumulate;
+  torch::Tensor scores = matmul_fp32_accumulate(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
   scores = scores + inputs.mask.to(scores.scalar_type());                          // [B, H, T, S]
   torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-  torch::Tensor out = torch::matmul(probs, v);                                     // [B, H, T, D]
+  torch::Tensor out = matmul_fp32_accumulate(probs, v);                            // [B, H, T, D]
   out = out.transpose(1, 2).reshape({q.size(0), q.size(2), q_heads * head_dim_});  // [B, T, H*D]
   return call_child(*this, "o_proj", out);
 }

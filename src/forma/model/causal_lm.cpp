@@ -1,6 +1,7 @@
 #include "forma/model/causal_lm.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/DefaultDtype.h>
 
 #include <cmath>
 
@@ -12,6 +13,26 @@
 #include "forma/model/rope.h"
 
 namespace forma {
+
+namespace causal_lm_detail {
+
+// Sets torch's default dtype for the guard's lifetime, as HF's from_pretrained(torch_dtype=...)
+// does while it builds a model: every parameter a module constructor creates (Linear, Embedding,
+// Norm) is then born in that dtype. Buffers that must stay fp32 (rope inv_freq) say so explicitly.
+class DefaultDTypeGuard {
+ public:
+  explicit DefaultDTypeGuard(torch::ScalarType dtype) : previous_(c10::get_default_dtype()) {
+    c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(dtype));
+  }
+  ~DefaultDTypeGuard() { c10::set_default_dtype(previous_); }
+  DefaultDTypeGuard(const DefaultDTypeGuard&) = delete;
+  DefaultDTypeGuard& operator=(const DefaultDTypeGuard&) = delete;
+
+ private:
+  caffe2::TypeMeta previous_;
+};
+
+}  // namespace causal_lm_detail
 
 TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&architecture_for(c)) {
   register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
@@ -84,7 +105,10 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   return x;
 }
 
-CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
+CausalLMImpl::CausalLMImpl(const ModelConfig& c, torch::ScalarType dtype) : config_(c), dtype_(dtype) {
+  check(dtype == torch::kFloat || dtype == torch::kBFloat16, "a model computes in float32 or bfloat16, not {}",
+        c10::toString(dtype));
+  causal_lm_detail::DefaultDTypeGuard default_dtype(dtype);
   model_ = register_module("model", Transformer(c));
   if (!c.tie_word_embeddings) {
     register_module("lm_head",

@@ -37,7 +37,13 @@ TORCH_MODULE(Transformer);
 
 class CausalLMImpl : public torch::nn::Module {
  public:
-  explicit CausalLMImpl(const ModelConfig& config);
+  // `dtype` is the dtype of the parameters and so of the computation: torch::kFloat or
+  // torch::kBFloat16 (an error otherwise). The parameters are created in it (as HF's
+  // from_pretrained(torch_dtype=...) does), so a bf16 model never holds an fp32 copy of itself.
+  // In bf16, RMSNorm's variance, attention and router softmaxes and the RoPE tables are computed
+  // in fp32 and cast back, as HF does, attention's products accumulate in fp32 (attention.cpp), and
+  // the logits are returned in fp32.
+  explicit CausalLMImpl(const ModelConfig& config, torch::ScalarType dtype = torch::kFloat);
 
   // input_ids [B,T] int64 -> logits [B,T,V] (fp32). With a cache: appends this call's keys and
   // values at positions cache->length().. and attends over the cache (prefill and decode).
@@ -53,6 +59,7 @@ class CausalLMImpl : public torch::nn::Module {
   // MixtralForCausalLM adds it to the loss); a zero scalar for dense models.
   torch::Tensor aux_loss() const;
   const ModelConfig& config() const { return config_; }
+  torch::ScalarType dtype() const { return dtype_; }
   // As HF's _init_weights: Linear/Embedding weights normal(0, initializer_range), biases zero,
   // norms at 1 (gpt2 additionally scales residual projections by 1/sqrt(2 * n_layer)).
   void init_weights(uint64_t seed);
@@ -65,6 +72,7 @@ class CausalLMImpl : public torch::nn::Module {
 
  private:
   ModelConfig config_;
+  torch::ScalarType dtype_;
   Transformer model_{nullptr};
 };
 TORCH_MODULE(CausalLM);

@@ -153,20 +153,38 @@ void load_hf_state_dict(CausalLM& model, const StateDict& hf_weights, const std:
   if (progress) progress->finish();
 }
 
-CausalLM load_pretrained(const std::string& dir) {
+CausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
   check(fs::is_directory(dir), "{}: not a model folder", dir);
   ModelConfig config = load_model_config(dir + "/config.json");
   const auto start = std::chrono::steady_clock::now();
   const MappedWeights weights = map_weights(dir);
-  CausalLM model(config);
+  CausalLM model(config, options.dtype);
   const auto built = std::chrono::steady_clock::now();
   load_hf_state_dict(model, weights.views, dir, weights.file_of,
                      [&weights](const torch::Tensor& block) { weights.release(block); });
   const auto copied = std::chrono::steady_clock::now();
-  log::debug("loaded {} tensors from {}: model built in {:.2f} s, weights copied in {:.2f} s",
-             weights.views.size(), dir, std::chrono::duration<double>(built - start).count(),
+  log::debug("loaded {} tensors from {} as {}: model built in {:.2f} s, weights copied in {:.2f} s",
+             weights.views.size(), dir, compute_dtype_name(options.dtype),
+             std::chrono::duration<double>(built - start).count(),
              std::chrono::duration<double>(copied - built).count());
   return model;
+}
+
+torch::ScalarType parse_compute_dtype(const std::string& text, const ModelConfig& config, const std::string& what) {
+  if (text == "fp32" || text == "float32") return torch::kFloat;
+  if (text == "bf16" || text == "bfloat16") return torch::kBFloat16;
+  check(text == "auto", "{}: unknown dtype '{}' (expected fp32, bf16 or auto)", what, text);
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    const auto it = config.extra.find(key);
+    if (it != config.extra.end() && it->is_string()) {
+      return it->get<std::string>() == "bfloat16" ? torch::kBFloat16 : torch::kFloat;
+    }
+  }
+  return torch::kFloat;
+}
+
+const char* compute_dtype_name(torch::ScalarType dtype) {
+  return dtype == torch::kBFloat16 ? "bf16" : dtype == torch::kFloat ? "fp32" : c10::toString(dtype);
 }
 
 std::map<std::string, torch::Tensor> hf_state_dict(CausalLM& model) {

@@ -12,11 +12,26 @@
 
 namespace forma {
 
-// Reads `dir` (F32/F16/BF16 weights become fp32). Tied models may omit lm_head.weight (HF does).
-// The weight files are memory-mapped and copied into the model's parameters a block at a time,
-// each block's pages released once copied, so that peak memory is the model plus a few blocks
-// (not the model twice). Shows progress for large models.
-CausalLM load_pretrained(const std::string& dir);
+struct LoadOptions {
+  // The dtype the model is built in and computes in: torch::kFloat or torch::kBFloat16 (see
+  // CausalLMImpl). F32/F16/BF16 weights are converted to it as they are copied in, block by block:
+  // a BF16 folder loaded in bf16 is copied as it is, never through an fp32 copy.
+  torch::ScalarType dtype = torch::kFloat;
+};
+
+// Reads `dir`. Tied models may omit lm_head.weight (HF does). The weight files are memory-mapped
+// and copied into the model's parameters a block at a time, each block's pages released once
+// copied, so that peak memory is the model (in options.dtype) plus a few blocks, not the model
+// twice. Shows progress for large models.
+CausalLM load_pretrained(const std::string& dir, const LoadOptions& options = {});
+
+// The compute dtype a user names: "fp32"/"float32", "bf16"/"bfloat16", or "auto": the dtype
+// config.json records (torch_dtype, or the newer "dtype") when it is bfloat16, else fp32 (float16
+// models compute in fp32: LibTorch has no fp16 matmul on CPU, and fp16 -> fp32 is exact).
+// Errors name `what` (e.g. the flag).
+torch::ScalarType parse_compute_dtype(const std::string& text, const ModelConfig& config, const std::string& what);
+// "fp32" or "bf16", as --dtype spells them.
+const char* compute_dtype_name(torch::ScalarType dtype);
 
 // Copies HF-named `weights` (names are HF's; from_hf is applied here) into `model`, converting
 // dtypes. `where` names the source in errors; `files` optionally maps HF names to the file holding
