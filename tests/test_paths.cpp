@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "forma/core/error.h"
+
 namespace fs = std::filesystem;
 
 namespace forma::test {
@@ -69,6 +71,24 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
   std::string line;
   while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
   return lines;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::vector<int32_t> greedy_ids(const std::string& model, const std::string& prompt_ids, int max_new_tokens) {
+  auto r = run_forma("generate --model '" + model + "' --prompt-ids " + prompt_ids + " --max-new-tokens " +
+                         std::to_string(max_new_tokens) + " --json",
+                     /*with_stderr=*/false);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.exit_code == 0 ? nlohmann::json::parse(r.output).at("output_ids").get<std::vector<int32_t>>()
+                          : std::vector<int32_t>{};
 }
 
 }  // namespace forma::test

@@ -2,6 +2,9 @@
 // copied into tests/fixtures, the built forma binary, and a fresh scratch folder per test.
 #pragma once
 #include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,5 +27,12 @@ CommandResult run_forma(const std::string& args, bool with_stderr = true);
 
 // Each line of `text` parsed as JSON (command output in JSON-lines form).
 std::vector<nlohmann::json> json_lines(const std::string& text);
+
+// The message of the forma::Error that `fn` throws, or "(no error)".
+std::string error_of(const std::function<void()>& fn);
+
+// The ids `forma generate --model MODEL --prompt-ids PROMPT_IDS --max-new-tokens N --json` produces
+// (greedy: the defaults); empty, with a test failure, when the command fails.
+std::vector<int32_t> greedy_ids(const std::string& model, const std::string& prompt_ids, int max_new_tokens);
 
 }  // namespace forma::test

@@ -37,14 +37,6 @@ int64_t pieces_of(const nlohmann::json& info, const std::string& tensor) {
   return -1;
 }
 
-std::vector<int32_t> greedy_ids(const std::string& model) {
-  auto r = test::run_forma("generate --model '" + model + "' --prompt-ids 3,14,15,92,65 --max-new-tokens 16 --json",
-                           /*with_stderr=*/false);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return r.exit_code == 0 ? nlohmann::json::parse(r.output).at("output_ids").get<std::vector<int32_t>>()
-                          : std::vector<int32_t>{};
-}
-
 TEST(DistCheckpointTrain, Dp2ZeroSavedResumesUnderTp2ThenInOneProcess) {
   auto dir = test::scratch_dir();
   auto data = test::write_pattern_dataset(dir);
@@ -103,9 +95,9 @@ TEST(DistCheckpointTrain, Tp2CheckpointMergedGeneratesAsTheOneProcessModel) {
   const std::string tp_ckpt = dir + "/tp/checkpoints/latest";
   auto merge = test::run_forma("ckpt merge '" + tp_ckpt + "' --to '" + dir + "/merged'");
   ASSERT_EQ(merge.exit_code, 0) << merge.output;
-  auto expected = greedy_ids(dir + "/single/checkpoints/latest");
+  auto expected = test::greedy_ids(dir + "/single/checkpoints/latest", "3,14,15,92,65", 16);
   ASSERT_EQ(expected.size(), 16u);
-  EXPECT_EQ(greedy_ids(dir + "/merged"), expected);
+  EXPECT_EQ(test::greedy_ids(dir + "/merged", "3,14,15,92,65", 16), expected);
 }
 
 }  // namespace forma::dist_checkpoint_train_test

@@ -21,6 +21,8 @@
 // A named namespace: unity builds compile several test files as one unit.
 namespace forma::tensor_parallel_test {
 
+using test::error_of;
+
 using parallel::DeviceMesh;
 using parallel::Dim;
 using parallel::MeshShape;
@@ -28,15 +30,6 @@ using parallel::ShardSpec;
 
 ModelConfig fixture_config(const std::string& arch) {
   return load_model_config(test::fixture("hf-tiny/" + arch) + "/config.json");
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(TensorParallelConfig, RejectsSizesThatDoNotSplitTheModel) {

@@ -31,14 +31,6 @@ nlohmann::json info_json(const std::string& dir) {
   return r.exit_code == 0 ? nlohmann::json::parse(r.output) : nlohmann::json();
 }
 
-std::vector<int32_t> greedy_ids(const std::string& model) {
-  auto r = test::run_forma("generate --model '" + model + "' --prompt-ids 5,17,33,90 --max-new-tokens 12 --json",
-                           /*with_stderr=*/false);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return r.exit_code == 0 ? nlohmann::json::parse(r.output).at("output_ids").get<std::vector<int32_t>>()
-                          : std::vector<int32_t>{};
-}
-
 TEST(CkptCli, InfoReshardResumeAndMerge) {
   auto dir = test::scratch_dir();
   auto data = test::write_pattern_dataset(dir);
@@ -96,9 +88,9 @@ TEST(CkptCli, InfoReshardResumeAndMerge) {
   EXPECT_EQ(unmerged.exit_code, 1);
   EXPECT_NE(unmerged.output.find("forma ckpt merge"), std::string::npos) << unmerged.output;
   EXPECT_EQ(read_file(dir + "/merged/model.safetensors"), read_file(step4 + "/model.safetensors"));
-  auto expected = greedy_ids(step4);
+  auto expected = test::greedy_ids(step4, "5,17,33,90", 12);
   EXPECT_EQ(expected.size(), 12u);
-  EXPECT_EQ(greedy_ids(dir + "/merged"), expected);
+  EXPECT_EQ(test::greedy_ids(dir + "/merged", "5,17,33,90", 12), expected);
 }
 
 TEST(CkptCli, ErrorsNameWhatIsWrong) {

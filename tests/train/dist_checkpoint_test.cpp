@@ -17,6 +17,8 @@
 // A named namespace: unity builds compile several test files as one unit.
 namespace forma::dist_checkpoint_test {
 
+using test::error_of;
+
 namespace fs = std::filesystem;
 using train::TensorPiece;
 
@@ -65,15 +67,6 @@ std::string write_checkpoint(const std::string& checkpoints, int64_t step, const
   write_file_atomic(tmp + "/trainer_state.json", "{}");
   if (!commit) return tmp;
   return train::finish_checkpoint(checkpoints, step, 3, digests);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 #define EXPECT_ERROR_HAS(text, ...)                                                  \
