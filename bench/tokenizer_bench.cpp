@@ -18,7 +18,7 @@ std::string asset(const std::string& relative) { return std::string(FORMA_ASSETS
 const std::string& moby_dick() {
   static const std::string text = [] {
     std::string all;
-    for (const auto& e : std::filesystem::directory_iterator(asset("moby-dick/data")))
+    for (const auto& e : std::filesystem::directory_iterator(FORMA_BOOK_DIR))
       if (e.path().extension() == ".txt") all += forma::read_file(e.path().string());
     return all;
   }();

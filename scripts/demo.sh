@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 forma=${FORMA:-build/forma}
 out=${DEMO_DIR:-runs/demo}
-book=(.assets/moby-dick/data/chapter_*.txt)   # 135 chapters, one document each (public domain)
+book=(data/moby-dick/chapter_*.txt)   # 135 chapters, one document each (public domain, data/moby-dick/LICENSE)
 start=$(date +%s)
 mkdir -p "$out"
 

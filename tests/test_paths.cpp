@@ -24,8 +24,10 @@ static std::string existing(const std::string& root, const std::string& relative
 }
 
 std::string asset(const std::string& relative) { return existing(FORMA_ASSETS_DIR, relative); }
+std::string book(const std::string& relative) { return existing(FORMA_BOOK_DIR, relative); }
 std::string fixture(const std::string& relative) { return existing(FORMA_FIXTURES_DIR, relative); }
 std::string forma_binary() { return FORMA_BINARY; }
+std::string python() { return FORMA_PYTHON; }
 
 std::string scratch_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -1,5 +1,6 @@
-// Where tests find their inputs: the npm assets fetched by scripts/fetch_assets.sh, the fixtures
-// copied into tests/fixtures, the built forma binary, and a fresh scratch folder per test.
+// Where tests find their inputs: the tokenizer assets in tests/assets, the book in data/moby-dick,
+// the fixtures in tests/fixtures, the built forma binary, the project's Python (the reference
+// libraries scripts/setup.sh installs into .venv), and a fresh scratch folder per test.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -10,9 +11,11 @@
 
 namespace forma::test {
 
-std::string asset(const std::string& relative);    // .assets/<relative>; fails the test if missing
+std::string asset(const std::string& relative);    // tests/assets/<relative>; fails the test if missing
+std::string book(const std::string& relative);     // data/moby-dick/<relative>; likewise
 std::string fixture(const std::string& relative);  // tests/fixtures/<relative>; likewise
 std::string forma_binary();
+std::string python();  // the interpreter of the project's virtual environment
 std::string scratch_dir();  // empty folder unique to the running test, removed at exit
 
 struct CommandResult {

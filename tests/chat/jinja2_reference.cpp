@@ -18,7 +18,7 @@ std::vector<ReferenceResult> render_with_jinja2(const std::vector<ReferenceCase>
   std::string input = dir + "/jinja2_in.json";
   std::string output = dir + "/jinja2_out.json";
   std::ofstream(input) << request.dump();
-  std::string command = "/usr/bin/python3 '" + fixture("../chat/render_jinja2.py") + "' '" + input + "' '" +
+  std::string command = "'" + python() + "' '" + fixture("../chat/render_jinja2.py") + "' '" + input + "' '" +
                         output + "' 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   std::string diagnostics;

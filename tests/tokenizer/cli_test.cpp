@@ -13,7 +13,7 @@ namespace {
 TEST(TokenizerCli, TrainEncodeDecode) {
   std::string dir = test::scratch_dir();
   std::string corpus = dir + "/corpus.txt";
-  write_file_atomic(corpus, read_file(test::asset("moby-dick/data/chapter_1.txt")));
+  write_file_atomic(corpus, read_file(test::book("chapter_1.txt")));
   std::string bin = test::forma_binary();
   auto [train_status, train_out, train_out_seconds] = test::run_command(
       bin + " tokenizer train --input " + corpus + " --vocab-size 600 --out " + dir + "/tok", /*with_stderr=*/false);

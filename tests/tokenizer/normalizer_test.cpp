@@ -41,7 +41,7 @@ TEST(UnicodeNormalize, AgreesWithPythonUnicodedata) {
   const std::string dir = test::scratch_dir();
   write_file_atomic(dir + "/in.txt", text);
   for (const char* form : {"NFC", "NFD", "NFKC", "NFKD"}) {
-    auto python = test::run_command("python3 -c \"import sys, unicodedata; sys.stdout.write(unicodedata.normalize('" +
+    auto python = test::run_command(test::python() + " -c \"import sys, unicodedata; sys.stdout.write(unicodedata.normalize('" +
                                         std::string(form) + "', open(sys.argv[1], encoding='utf-8').read()))\" " +
                                         dir + "/in.txt",
                                     /*with_stderr=*/false);

@@ -42,7 +42,7 @@ TEST(BpeTrainer, CountsWordsAcrossTextsButNotSpecialTokens) {
 
 TEST(BpeTrainer, TrainsOnMobyDickAndLoadsBack) {
   std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(test::asset("moby-dick/data")))
+  for (const auto& e : std::filesystem::directory_iterator(test::book("")))
     if (e.path().extension() == ".txt") files.push_back(e.path().string());
   ASSERT_FALSE(files.empty());
   BpeTrainOptions options;

@@ -264,7 +264,10 @@ std::string printf_format(const std::string& pattern, const CallArgs& args) {
     }
     else if (conv == 'r') out += v.repr();
     else if (conv == 'd' || conv == 'i') out += std::to_string(v.as_int());
-    else if (conv == 'f') out += fmt::format("{:." + (spec.find('.') != std::string::npos ? spec.substr(spec.find('.') + 1) : "6") + "f}", v.as_double());
+    else if (conv == 'f') {
+      std::string precision = spec.find('.') != std::string::npos ? spec.substr(spec.find('.') + 1) : "6";
+      out += fmt::format(fmt::runtime("{:." + precision + "f}"), v.as_double());
+    }
     else fail("unsupported format character '{}'", conv);
   }
   check(next == args.positional.size(), "not all arguments converted during string formatting");

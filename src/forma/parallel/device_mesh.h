@@ -3,7 +3,7 @@
 // its process group, passed explicitly to whoever needs it (no global process groups).
 // A dimension of size 1 still has a (trivial) group, so code paths do not special-case it.
 #pragma once
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <array>
@@ -27,7 +27,8 @@ struct MeshShape {
   int rank_of(const std::array<int, 4>& coords) const;
 };
 
-using GroupPtr = c10::intrusive_ptr<c10d::ProcessGroup>;
+// A c10d backend (Gloo or NCCL) used directly: c10d::ProcessGroup would only dispatch to it.
+using GroupPtr = c10::intrusive_ptr<c10d::Backend>;
 
 class DeviceMesh {
  public:

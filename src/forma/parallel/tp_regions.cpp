@@ -14,7 +14,7 @@ using torch::autograd::variable_list;
 int64_t address_of(const GroupPtr& group) { return reinterpret_cast<int64_t>(group.get()); }
 
 GroupPtr group_at(int64_t address) {
-  return GroupPtr::unsafe_reclaim_from_nonowning(reinterpret_cast<c10d::ProcessGroup*>(address));
+  return GroupPtr::unsafe_reclaim_from_nonowning(reinterpret_cast<c10d::Backend*>(address));
 }
 
 GroupPtr saved_group(AutogradContext* ctx) { return group_at(ctx->saved_data["group"].toInt()); }
