@@ -1,10 +1,10 @@
 # make demo: setup when needed, build, train a small model on Moby Dick and print a sample.
 # make test: setup when needed, build, run the whole test suite through ctest.
-# make build / make bench / make clean.
+# make build / make bench / make gpu-check (on a machine with CUDA GPUs) / make clean.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build test demo bench clean
+.PHONY: setup build test demo bench gpu-check clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,9 @@ demo: build
 
 bench: build
 	@bash bench/run.sh
+
+gpu-check: build
+	@bash bench/gpu_check.sh
 
 clean:
 	rm -rf $(BUILD)

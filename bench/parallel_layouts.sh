@@ -32,7 +32,7 @@ run() {  # NAME PROCESSES EXTRA-ARGS...: prints NAME and the bench's JSON line
   run "dp=2 zero_stage=1" 2 --set parallel.data_parallel=2 --set parallel.zero_stage=1
   run "tp=2" 2 --set parallel.tensor_parallel=2
   run "tp=2 sequence_parallel" 2 --set parallel.tensor_parallel=2 --set parallel.sequence_parallel=true
-} | /usr/bin/python3 -c '
+} | "${PYTHON:-.venv/bin/python3}" -c '
 import json, sys
 rows = [(name, json.loads(line)) for name, line in (l.rstrip("\n").split("\t", 1) for l in sys.stdin)]
 base = rows[0][1]["step_time_sec"]

@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Writes a randomly initialised Hugging Face model folder (config.json + model.safetensors) for a
 llama-family config (llama, mistral, qwen2), to measure loading and conversion of real-sized models
-when no pretrained weights can be downloaded. Needs only Debian's python3-torch (no transformers,
+when no pretrained weights can be downloaded. Needs only torch (the project's .venv; no transformers,
 no safetensors package): the safetensors file is written by hand, tensor by tensor, so that a
 model larger than memory can still be written.
 

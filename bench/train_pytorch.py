@@ -1,13 +1,14 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """PyTorch eager baseline for forma's training speed: GPT-2 124M (the HF GPT2LMHeadModel math:
-learned positions, pre-LayerNorm, gelu_new, tied lm_head), random tokens, AdamW with decay on
-matrices only, global-norm clipping at 1.0, fp32. Prints one JSON line with tokens/s.
+learned positions, pre-LayerNorm, gelu_new, tied lm_head, attention through
+F.scaled_dot_product_attention as PyTorch 2 code writes it), random tokens, AdamW with decay on
+matrices only, global-norm clipping at 1.0; fp32, or bf16 autocast with fp32 master weights
+(--precision bf16, what forma's training.precision: bf16 does). Prints one JSON line with tokens/s.
 
-Run with Debian's torch 1.13: /usr/bin/python3 bench/train_pytorch.py --steps 5 --threads 2
+Run with the project's torch wheel: .venv/bin/python bench/train_pytorch.py --steps 5 --threads 2
 """
 import argparse
 import json
-import math
 import time
 
 import torch
@@ -28,10 +29,7 @@ class Block(nn.Module):
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         # [B, T, C] -> [B, H, T, D]
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.heads)
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
         x = x + self.c_proj(y)
         return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
 
@@ -47,7 +45,7 @@ class GPT2(nn.Module):
                 nn.init.normal_(m.weight, std=0.02)
 
     def forward(self, ids):
-        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
         for block in self.h:
             x = block(x)
         return self.ln_f(x) @ self.wte.weight.t()  # tied lm_head
@@ -60,10 +58,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1234)
-    model = GPT2()
+    device = torch.device(args.device)
+    model = GPT2().to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -71,9 +72,10 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
 
     def step():
-        ids = torch.randint(0, 50257, (args.batch, args.seq + 1))
-        logits = model(ids[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        ids = torch.randint(0, 50257, (args.batch, args.seq + 1), device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            logits = model(ids[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -88,7 +90,7 @@ def main():
     seconds = time.perf_counter() - start
     tokens_per_sec = args.batch * args.seq * args.steps / seconds
     print(json.dumps({"bench": "train_pytorch", "torch": torch.__version__, "params": n_params,
-                      "threads": args.threads, "steps": args.steps, "tokens_per_sec": tokens_per_sec,
+                      "threads": args.threads, "steps": args.steps, "precision": args.precision, "tokens_per_sec": tokens_per_sec,
                       "step_time_sec": seconds / args.steps, "last_loss": loss}))
 
 

@@ -77,10 +77,16 @@ TEST(Recipe, BadValuesNameTheirKey) {
   EXPECT_NE(betas.find("optimizer.betas"), std::string::npos) << betas;
 }
 
-TEST(Recipe, Bf16IsRefusedWithTheReason) {
-  auto e = error_of(kMinimal, {"training.precision=bf16"});
+TEST(Recipe, PrecisionAndDeviceTakeTheirValuesOnly) {
+  for (const char* ok : {"training.precision=bf16", "training.precision=fp16", "training.device=cuda:1",
+                         "training.device=cpu"}) {
+    EXPECT_EQ(error_of(kMinimal, {ok}), "") << ok;
+  }
+  auto e = error_of(kMinimal, {"training.precision=fp8"});
   EXPECT_NE(e.find("training.precision"), std::string::npos) << e;
-  EXPECT_NE(e.find("25x slower"), std::string::npos) << e;
+  EXPECT_NE(e.find("fp32, bf16 or fp16"), std::string::npos) << e;
+  e = error_of(kMinimal, {"training.device=tpu"});
+  EXPECT_NE(e.find("training.device"), std::string::npos) << e;
 }
 
 TEST(Recipe, MissingRequiredAndBrokenYaml) {

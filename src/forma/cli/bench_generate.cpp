@@ -32,6 +32,7 @@ struct BenchGenerateArgs {
   int reps = 3;
   uint64_t seed = 0;
   std::string dtype = "fp32";
+  std::string device = "auto";
   bool json = false;
 };
 
@@ -57,17 +58,19 @@ struct Measurement {
 
 // A model folder with weights loads them; a preset name, a config.json or a folder without
 // weights gives a model of that shape with random weights (speed does not depend on the values).
-CausalLM load_bench_model(const std::string& model, const std::string& dtype_flag, std::string* description) {
+CausalLM load_bench_model(const std::string& model, const std::string& dtype_flag, const torch::Device& device,
+                          std::string* description) {
   const ModelConfig config = load_model_config(model);
   const torch::ScalarType dtype = parse_compute_dtype(dtype_flag, config, "--dtype");
   const bool has_weights = fs::is_directory(model) && (fs::exists(fs::path(model) / "model.safetensors") ||
                                                        fs::exists(fs::path(model) / "model.safetensors.index.json"));
   if (has_weights) {
     *description = model;
-    return load_pretrained(model, LoadOptions{dtype});
+    return load_pretrained(model, LoadOptions{dtype, device});
   }
   CausalLM out(config, dtype);
   out->init_weights(0);
+  out->to(device);
   *description = model + " (random weights)";
   return out;
 }
@@ -107,7 +110,7 @@ void run_bench_generate(const BenchGenerateArgs& args) {
     batch_sizes.push_back(b);
   }
   std::string description;
-  CausalLM model = load_bench_model(args.model, args.dtype, &description);
+  CausalLM model = load_bench_model(args.model, args.dtype, device_from_flag(args.device), &description);
   const int64_t context = model->config().max_position_embeddings;
   check(context <= 0 || args.pp < context, "--pp {} must be below the model's context {}", args.pp, context);
   check(context <= 0 || args.tg + 2 <= context, "--tg {} must be below the model's context {} minus 1", args.tg,
@@ -136,16 +139,16 @@ void run_bench_generate(const BenchGenerateArgs& args) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& m : measurements) {
       out.push_back({{"model", description},    {"parameters", parameters},   {"threads", torch::get_num_threads()},
-                     {"dtype", compute_dtype_name(model->dtype())},
+                     {"dtype", compute_dtype_name(model->dtype())}, {"device", model->parameters().front().device().str()},
                      {"batch", m.batch},        {"test", m.test},             {"tokens_per_sec_mean", m.mean()},
                      {"tokens_per_sec_sd", m.sd()}, {"samples", m.tokens_per_second}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("model %s: %.2fM parameters, %s, %d threads, %d runs each\n\n", description.c_str(),
-              static_cast<double>(parameters) / 1e6, compute_dtype_name(model->dtype()), torch::get_num_threads(),
-              args.reps);
+  std::printf("model %s: %.2fM parameters, %s on %s, %d threads, %d runs each\n\n", description.c_str(),
+              static_cast<double>(parameters) / 1e6, compute_dtype_name(model->dtype()),
+              model->parameters().front().device().str().c_str(), torch::get_num_threads(), args.reps);
   fmt::print("| batch | test   |              t/s |\n|------:|:-------|-----------------:|\n");
   for (const auto& m : measurements) {
     fmt::print("| {:>5} | {:<6} | {:>16} |\n", m.batch, m.test, fmt::format("{:.1f} ± {:.1f}", m.mean(), m.sd()));
@@ -166,6 +169,7 @@ CommandRegistration reg(81, [](CLI::App& app) {
   cmd->add_option("--reps", args->reps, "timed runs per test (default 3)");
   cmd->add_option("--seed", args->seed, "seed of the random prompt ids (default 0)");
   add_dtype_option(cmd, &args->dtype);
+  add_device_option(cmd, &args->device);
   cmd->add_flag("--json", args->json, "print a JSON array instead of the table");
   cmd->callback([args] { run_bench_generate(*args); });
 });

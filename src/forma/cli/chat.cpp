@@ -33,6 +33,7 @@ struct ChatArgs {
   std::string template_file;
   std::string system;
   std::string dtype = "fp32";
+  std::string device = "auto";
   bool json = false;
   GenerationFlags flags;
 };
@@ -86,7 +87,8 @@ bool run_slash_command(const std::string& line, infer::ChatSession* session, boo
 
 void run_chat(const ChatArgs& args) {
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
-  const LoadOptions load_options{parse_compute_dtype(args.dtype, load_model_config(args.model_dir), "--dtype")};
+  const LoadOptions load_options{parse_compute_dtype(args.dtype, load_model_config(args.model_dir), "--dtype"),
+                                 device_from_flag(args.device)};
   check(has_tokenizer_files(args.model_dir),
         "--model: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or *.tiktoken)",
         args.model_dir);
@@ -142,6 +144,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
                 "print one JSON line per reply (prompt_ids, output_ids, text, stop_reason) instead of text");
   args->flags.add_to(cmd);
   add_dtype_option(cmd, &args->dtype);
+  add_device_option(cmd, &args->device);
   cmd->callback([args] { run_chat(*args); });
 });
 

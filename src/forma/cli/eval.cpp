@@ -19,6 +19,7 @@ namespace forma::cli::eval_command {
 struct EvalOptions {
   std::string model, task, data, out;
   std::string dtype = "fp32";
+  std::string device = "auto";
   int64_t limit = 0, max_length = 0, stride = 0, max_new_tokens = 32;
   std::vector<std::string> stop = {"\n"};
 };
@@ -49,7 +50,8 @@ forma::eval::TaskScore run_perplexity(forma::eval::Scorer& scorer, const forma::
 
 void run_eval(const EvalOptions& o) {
   const forma::LoadOptions load_options{
-      forma::parse_compute_dtype(o.dtype, forma::load_model_config(o.model), "--dtype")};
+      forma::parse_compute_dtype(o.dtype, forma::load_model_config(o.model), "--dtype"),
+      forma::cli::device_from_flag(o.device)};
   auto model = forma::load_pretrained(o.model, load_options);
   model->eval();
   auto tokenizer = forma::tok::load_tokenizer(o.model);
@@ -99,6 +101,7 @@ forma::cli::CommandRegistration reg(60, [](CLI::App& app) {
   cmd->add_option("--stop", o->stop, "exact_match: stop strings (default: newline)");
   cmd->add_option("--out", o->out, "write a JSON report here");
   forma::cli::add_dtype_option(cmd, &o->dtype);
+  forma::cli::add_device_option(cmd, &o->device);
   cmd->callback([o] { run_eval(*o); });
 });
 

@@ -31,6 +31,7 @@ struct GenerateArgs {
   std::string prompts_file;
   int64_t max_batch = 32;
   std::string dtype = "fp32";
+  std::string device = "auto";
   bool no_cache = false;
   bool json = false;
   GenerationFlags flags;
@@ -78,7 +79,7 @@ void run_generate(const GenerateArgs& args) {
   std::unique_ptr<tok::Tokenizer> tokenizer = load_folder_tokenizer(args.model_dir);
   // The prompts are read before the weights, which may take long to load.
   const ModelConfig model_config = load_model_config(args.model_dir);
-  const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype")};
+  const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype"), device_from_flag(args.device)};
   auto config = infer::load_generation_defaults(args.model_dir, model_config, tokenizer.get());
   config.use_cache = !args.no_cache;
   args.flags.apply(&config);
@@ -129,6 +130,7 @@ CommandRegistration reg(40, [](CLI::App& app) {
   cmd->add_option("--max-batch", args->max_batch, "most prompts of --prompts-file in one batch (default 32)");
   args->flags.add_to(cmd);
   add_dtype_option(cmd, &args->dtype);
+  add_device_option(cmd, &args->device);
   cmd->add_flag("--no-cache", args->no_cache, "rerun the whole sequence for every token (no KV cache)");
   cmd->add_flag("--json", args->json, "print one JSON object (prompt_ids, output_ids, text, stop_reason)");
   cmd->callback([args] { run_generate(*args); });

@@ -21,6 +21,7 @@ struct LogitsArgs {
   std::string prompt_ids;
   std::string out;
   std::string dtype = "fp32";
+  std::string device = "auto";
 };
 
 void run_logits(const LogitsArgs& args) {
@@ -28,7 +29,7 @@ void run_logits(const LogitsArgs& args) {
   auto tokenizer = load_folder_tokenizer(args.model_dir);
   const std::vector<int32_t> ids = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
   const ModelConfig model_config = load_model_config(args.model_dir);
-  const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype")};
+  const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype"), device_from_flag(args.device)};
   for (size_t i = 0; i < ids.size(); ++i) {
     check(ids[i] < model_config.vocab_size, "prompt token {} (position {}) is outside the model's vocabulary [0, {})",
           ids[i], i, model_config.vocab_size);
@@ -42,7 +43,8 @@ void run_logits(const LogitsArgs& args) {
   torch::NoGradGuard no_grad;
   infer::EvalModeGuard eval_mode(model);
   torch::Tensor input_ids = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
-  torch::Tensor logits = model->forward(input_ids.unsqueeze(0)).select(0, 0);  // [T, V] fp32 in any dtype
+  torch::Tensor logits =
+      model->forward(input_ids.unsqueeze(0).to(load_options.device)).select(0, 0).cpu();  // [T, V] fp32 in any dtype
   save_tensors(args.out, {{"logits", logits}, {"input_ids", input_ids}},
                {{"format", "pt"}, {"model", args.model_dir}});
   log::info("logits: wrote {} (logits [{}, {}] fp32 from a {} model, input_ids [{}])", args.out, logits.size(0),
@@ -57,6 +59,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
   cmd->add_option("--prompt-ids", args->prompt_ids, "prompt as token ids, e.g. 1,2,3");
   cmd->add_option("--out", args->out, "output .safetensors file: \"logits\" [T, V] fp32, \"input_ids\" [T] int64")
       ->required();
+  add_device_option(cmd, &args->device);
   auto* dtype = add_dtype_option(cmd, &args->dtype);
   dtype->description(dtype->get_description() + ". The logits are written in fp32 either way");
   cmd->callback([args] { run_logits(*args); });

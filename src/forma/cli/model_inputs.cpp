@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "forma/core/error.h"
+#include "forma/parallel/dist_env.h"
 
 namespace forma::cli {
 
@@ -15,6 +16,17 @@ CLI::Option* add_dtype_option(CLI::App* command, std::string* dtype) {
                              "dtype the model is loaded and computes in: fp32 (default), bf16, or auto (config.json's "
                              "torch_dtype: bf16 for bfloat16 models, else fp32). bf16 halves the memory; its speed "
                              "depends on the CPU (LibTorch's fast bf16 kernels need AVX-512)");
+}
+
+CLI::Option* add_device_option(CLI::App* command, std::string* device) {
+  return command->add_option("--device", *device,
+                             "where the model computes: cpu, cuda, cuda:N, or auto (default: CUDA when a GPU is "
+                             "visible, else the CPU; under forma launch the GPU of the local rank)");
+}
+
+torch::Device device_from_flag(const std::string& text) {
+  const auto env = parallel::detect_dist_env();
+  return resolve_device(text, "--device", env.world_size > 1 ? env.local_rank : -1);
 }
 
 bool has_tokenizer_files(const std::string& dir) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "forma/model/device.h"
 #include "forma/tokenizer/tokenizer.h"
 
 namespace forma::cli {
@@ -15,6 +16,11 @@ namespace forma::cli {
 // Adds --dtype fp32|bf16|auto (default fp32) writing into `dtype`: the dtype the model is loaded
 // and run in, resolved by parse_compute_dtype (model/hf_io.h) with "--dtype" named in errors.
 CLI::Option* add_dtype_option(CLI::App* command, std::string* dtype);
+
+// Adds --device cpu|cuda|cuda:N|auto (default auto: CUDA when a GPU is visible) writing into `device`.
+CLI::Option* add_device_option(CLI::App* command, std::string* device);
+// The device --device names; under a launcher "cuda" and "auto" take the local rank's GPU.
+torch::Device device_from_flag(const std::string& text);
 
 // Whether `dir` holds a tokenizer load_tokenizer can read (tokenizer.json, tokenizer.model,
 // encoder.json or *.tiktoken).

@@ -17,8 +17,9 @@ std::vector<double> ModelScorer::continuation_logprobs(const std::vector<int32_t
   std::vector<int64_t> ids(context.begin(), context.end());
   ids.insert(ids.end(), continuation.begin(), continuation.end());
   ids.pop_back();  // the last token is only predicted, never fed
-  auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0);       // [1, T]
-  auto logits = model_.forward(input).squeeze(0).to(torch::kFloat32);  // [T, V]
+  const torch::Device device = model_.parameters().front().device();
+  auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device);             // [1, T]
+  auto logits = model_.forward(input).squeeze(0).to(torch::kCPU, torch::kFloat32);  // [T, V]
   auto n = static_cast<int64_t>(continuation.size());
   auto logp = torch::log_softmax(logits.narrow(0, logits.size(0) - n, n), -1);  // [n, V]
   auto target = torch::tensor(std::vector<int64_t>(continuation.begin(), continuation.end()), torch::kInt64);

@@ -167,6 +167,7 @@ CausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
              weights.views.size(), dir, compute_dtype_name(options.dtype),
              std::chrono::duration<double>(built - start).count(),
              std::chrono::duration<double>(copied - built).count());
+  if (options.device != torch::Device(torch::kCPU)) model->to(options.device);
   return model;
 }
 

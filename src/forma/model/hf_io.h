@@ -17,6 +17,9 @@ struct LoadOptions {
   // CausalLMImpl). F32/F16/BF16 weights are converted to it as they are copied in, block by block:
   // a BF16 folder loaded in bf16 is copied as it is, never through an fp32 copy.
   torch::ScalarType dtype = torch::kFloat;
+  // Where the model computes: weights are loaded on the CPU (memory-mapped, block by block) and the
+  // model is then moved there.
+  torch::Device device = torch::kCPU;
 };
 
 // Reads `dir`. Tied models may omit lm_head.weight (HF does). The weight files are memory-mapped

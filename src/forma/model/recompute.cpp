@@ -1,5 +1,7 @@
 #include "forma/model/recompute.h"
 
+#include "forma/model/autocast.h"
+
 namespace forma {
 
 namespace {
@@ -28,6 +30,10 @@ struct RecomputeLayer : public torch::autograd::Function<RecomputeLayer> {
     ctx->saved_data["cos"] = cos;
     ctx->saved_data["sin"] = sin;
     ctx->saved_data["mask"] = mask;
+    // The recomputation must cast as this forward did (bf16 autocast in mixed-precision training).
+    const AutocastState autocast = current_autocast(x.device().type());
+    ctx->saved_data["autocast"] = autocast.enabled;
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
     LayerOutput out = layer->forward(x, LayerInputs{{cos, sin}, mask, nullptr});
     if (out.router_logits.defined()) return {out.hidden, out.router_logits};
     return {out.hidden};
@@ -43,6 +49,8 @@ struct RecomputeLayer : public torch::autograd::Function<RecomputeLayer> {
     variable_list outputs, grads;
     {
       torch::AutoGradMode grad_on(true);
+      AutocastScope autocast({ctx->saved_data["autocast"].toBool(), x.device().type(),
+                              static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt())});
       LayerOutput out = layer->forward(x, inputs);
       outputs.push_back(out.hidden);
       if (out.router_logits.defined()) outputs.push_back(out.router_logits);

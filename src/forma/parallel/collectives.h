@@ -1,7 +1,7 @@
-// Collectives over one process group, in the shapes parallel layers want (concatenate along a dim,
-// reduce and keep this rank's slice). They hide what a backend lacks: Gloo in LibTorch 1.13 has no
-// reduce_scatter and no _allgather_base, so those are built from allreduce and allgather there.
-// A group of one rank returns its input (a view or clone): no communication.
+// Collectives over one process group (Gloo or NCCL), in the shapes parallel layers want (concatenate
+// along a dim, reduce and keep this rank's slice). Tensors may live anywhere: one that is not where
+// the group's backend works (a CPU scalar under NCCL, which works on this process's current GPU) is
+// staged there and the result copied back. A group of one rank returns its input: no communication.
 #pragma once
 #include "forma/parallel/device_mesh.h"
 
@@ -28,5 +28,8 @@ torch::Tensor reduce_scatter_sum(const GroupPtr& group, const torch::Tensor& ten
 void broadcast(const GroupPtr& group, torch::Tensor& tensor, int root = 0);
 
 void barrier(const GroupPtr& group);
+
+// Where `group`'s collectives run: the current CUDA device for NCCL, else the CPU.
+torch::Device group_device(const GroupPtr& group);
 
 }  // namespace forma::parallel

@@ -6,6 +6,7 @@
 
 #include "forma/core/error.h"
 #include "forma/core/log.h"
+#include "forma/parallel/nccl_group.h"
 
 namespace forma::parallel {
 
@@ -53,8 +54,9 @@ GroupPtr make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, const std
 
 }  // namespace
 
-DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::milliseconds timeout)
-    : shape_(shape), rank_(env.rank), coords_(shape.coords(env.rank)) {
+DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::milliseconds timeout,
+                       torch::Device device)
+    : shape_(shape), rank_(env.rank), coords_(shape.coords(env.rank)), device_(device) {
   check(shape.pp >= 1 && shape.dp >= 1 && shape.cp >= 1 && shape.tp >= 1,
         "parallel sizes must be at least 1 (pp={} dp={} cp={} tp={})", shape.pp, shape.dp, shape.cp, shape.tp);
   check(shape.world() == env.world_size,
@@ -74,10 +76,16 @@ DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::
   }
   // Gloo binds to the address this host uses to reach the master: loopback when the master is local.
   bool local = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
-  auto device = local ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                      : c10d::ProcessGroupGloo::createDefaultDevice();
+  std::shared_ptr<::gloo::transport::Device> gloo_device;
+  if (!device_.is_cuda()) {
+    gloo_device = local ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                        : c10d::ProcessGroupGloo::createDefaultDevice();
+  }
   auto make = [&](const std::string& prefix, int rank, int size) {
-    return make_gloo_group(store_, prefix, rank, size, device, timeout);
+    if (device_.is_cuda()) {
+      return make_nccl_group(c10::make_intrusive<c10d::PrefixStore>(prefix, store_), rank, size, timeout);
+    }
+    return make_gloo_group(store_, prefix, rank, size, gloo_device, timeout);
   };
   try {
     world_ = make("world/", env.rank, env.world_size);
@@ -95,8 +103,9 @@ DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::
          env.world_size, env.master_addr, env.master_port, timeout.count() / 1000.0,
          c10_error ? c10_error->what_without_backtrace() : e.what());
   }
-  log::debug("rank {} in mesh pp={} dp={} cp={} tp={} at coords ({},{},{},{})", rank_, shape.pp, shape.dp,
-             shape.cp, shape.tp, coords_[0], coords_[1], coords_[2], coords_[3]);
+  log::debug("rank {} in mesh pp={} dp={} cp={} tp={} at coords ({},{},{},{}), {} on {}", rank_, shape.pp, shape.dp,
+             shape.cp, shape.tp, coords_[0], coords_[1], coords_[2], coords_[3], world_->getBackendName(),
+             device_.str());
 }
 
 }  // namespace forma::parallel

@@ -4,6 +4,7 @@
 // A dimension of size 1 still has a (trivial) group, so code paths do not special-case it.
 #pragma once
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <array>
@@ -32,11 +33,11 @@ using GroupPtr = c10::intrusive_ptr<c10d::Backend>;
 
 class DeviceMesh {
  public:
-  // Rendezvous through a TCPStore at env.master_addr:master_port (rank 0 hosts it), then one Gloo
-  // group for the world and one per dimension. Throws forma::Error when the shape does not multiply
-  // to the world size, naming both.
+  // Rendezvous through a TCPStore at env.master_addr:master_port (rank 0 hosts it), then one group
+  // for the world and one per dimension: NCCL when `device` is a GPU (made current by the caller),
+  // Gloo on the CPU. Throws forma::Error when the shape does not multiply to the world size, naming both.
   DeviceMesh(const DistEnv& env, const MeshShape& shape,
-             std::chrono::milliseconds timeout = std::chrono::minutes(5));
+             std::chrono::milliseconds timeout = std::chrono::minutes(5), torch::Device device = torch::kCPU);
 
   int rank() const { return rank_; }
   int world_size() const { return shape_.world(); }
@@ -45,11 +46,13 @@ class DeviceMesh {
   int size(Dim d) const { return shape_.size(d); }
   const GroupPtr& world() const { return world_; }
   const GroupPtr& group(Dim d) const { return groups_[static_cast<size_t>(d)]; }
+  const torch::Device& device() const { return device_; }  // where the groups' collectives run
 
  private:
   MeshShape shape_;
   int rank_;
   std::array<int, 4> coords_;
+  torch::Device device_;
   c10::intrusive_ptr<c10d::Store> store_;
   GroupPtr world_;
   std::array<GroupPtr, 4> groups_;

@@ -42,7 +42,7 @@ std::vector<bool> gradient_presence(const GroupPtr& group, const std::vector<tra
 }
 
 torch::Tensor take_bucket_gradients(const GradBucket& bucket, const std::vector<train::NamedParameter>& params) {
-  auto flat = torch::empty({bucket.padded}, torch::kFloat32);
+  auto flat = torch::empty({bucket.padded}, params.front().tensor.options().dtype(torch::kFloat32));
   if (bucket.padded > bucket.numel) flat.narrow(0, bucket.numel, bucket.padded - bucket.numel).zero_();
   for (const auto& e : bucket.entries) {
     auto slice = flat.narrow(0, e.offset, e.numel);

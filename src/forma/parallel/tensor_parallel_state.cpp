@@ -92,7 +92,7 @@ void sync_tensor_parallel_grads(CausalLM& model, const TensorParallelPlan& plan)
     parts.push_back(part);
   }
   if (parts.empty()) return;
-  torch::Tensor buffer = torch::zeros({total}, torch::kFloat);
+  torch::Tensor buffer = torch::zeros({total}, parts.front().param.options().dtype(torch::kFloat));
   for (const auto& part : parts) {
     const torch::Tensor& grad = part.param.grad();
     if (grad.defined()) buffer.narrow(0, part.offset + part.slot * part.numel, part.numel).copy_(grad.reshape(-1));
@@ -109,7 +109,7 @@ double tensor_parallel_grad_norm(CausalLM& model, const TensorParallelPlan& plan
   torch::NoGradGuard no_grad;
   // Each rank adds its pieces' squares divided by how many ranks hold the same piece, so that the
   // sum over the group counts every element of the full model once.
-  torch::Tensor sum = torch::zeros({1}, torch::kDouble);
+  torch::Tensor sum = torch::zeros({1}, model->parameters().front().options().dtype(torch::kDouble));
   for (const auto& p : model->named_parameters()) {
     const torch::Tensor& grad = p.value().grad();
     if (!grad.defined()) continue;

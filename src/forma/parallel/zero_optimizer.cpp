@@ -35,8 +35,10 @@ class ZeroAdamW : public train::Optimizer {
         if (lo < hi) segments.push_back({e.param, lo - e.offset, lo - begin, hi - lo});
       }
       segments_.push_back(std::move(segments));
-      exp_avg_.push_back(torch::zeros({length}, torch::kFloat32));
-      exp_avg_sq_.push_back(torch::zeros({length}, torch::kFloat32));
+      // The moments live with the parameters (fp32 master weights: on the GPU when training there).
+      const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(params_.front().tensor.device());
+      exp_avg_.push_back(torch::zeros({length}, options));
+      exp_avg_sq_.push_back(torch::zeros({length}, options));
     }
   }
 
@@ -111,24 +113,22 @@ class ZeroAdamW : public train::Optimizer {
   }
 
  private:
-  // This rank's slice of every bucket's summed gradient. Gloo has no reduce_scatter: each bucket is
-  // all-reduced (all in flight at once) and the slice kept; NCCL would do it natively.
+  // This rank's slice of every bucket's summed gradient: one reduce-scatter per bucket, all in
+  // flight at once; each rank receives only its slice (half the traffic of an all-reduce).
   std::vector<torch::Tensor> reduce_scatter_gradients() {
-    std::vector<torch::Tensor> flats;
+    std::vector<torch::Tensor> flats, shards;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (const auto& bucket : buckets_) {
-      flats.push_back(take_bucket_gradients(bucket, params_));
-      std::vector<at::Tensor> list{flats.back()};
-      if (group_->getSize() > 1) works.push_back(group_->allreduce(list));
-    }
-    std::vector<torch::Tensor> shards;
     for (size_t b = 0; b < buckets_.size(); ++b) {
-      if (!works.empty()) works[b]->wait();
-      int64_t length = exp_avg_[b].numel();
-      shards.push_back(flats[b].narrow(0, group_->getRank() * length, length).clone());
-      flats[b] = torch::Tensor();  // the whole bucket is not needed any more
+      flats.push_back(take_bucket_gradients(buckets_[b], params_));
+      if (group_->getSize() == 1) {
+        shards.push_back(flats.back());
+        continue;
+      }
+      shards.push_back(torch::empty({exp_avg_[b].numel()}, flats.back().options()));
+      works.push_back(group_->reduce_scatter_single(shards.back(), flats.back()));
     }
-    return shards;
+    for (auto& work : works) work->wait();
+    return shards;  // the whole buckets (flats) are freed here
   }
 
   double global_norm(const std::vector<torch::Tensor>& shards) const {
@@ -156,7 +156,7 @@ class ZeroAdamW : public train::Optimizer {
     std::vector<std::vector<std::vector<at::Tensor>>> outputs(buckets_.size());
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     for (size_t b = 0; b < buckets_.size(); ++b) {
-      auto mine = torch::zeros({exp_avg_[b].numel()}, torch::kFloat32);
+      auto mine = torch::zeros({exp_avg_[b].numel()}, exp_avg_[b].options());
       for (const auto& s : segments_[b]) {
         mine.narrow(0, s.shard_offset, s.numel).copy_(params_[s.param].tensor.view({-1}).narrow(0, s.param_offset, s.numel));
       }

@@ -79,7 +79,7 @@ void AdamW::load_state_dict(const std::map<std::string, torch::Tensor>& state, c
     check(it != state.end(), "{}: optimizer state '{}' is missing", source, name);
     check(it->second.sizes() == like.sizes(), "{}: optimizer state '{}' has shape {} but the parameter has {}",
           source, name, fmt::join(it->second.sizes(), "x"), fmt::join(like.sizes(), "x"));
-    return it->second.to(like.dtype()).clone();
+    return it->second.to(like.device(), like.scalar_type()).clone();  // a CPU checkpoint onto a GPU model too
   };
   std::map<std::string, State> loaded;
   for (auto& p : params_) {

@@ -195,6 +195,7 @@ void read_training(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.read("max_steps", &t.max_steps);
   s.read("seed", &t.seed);
   s.read("precision", &t.precision);
+  s.read("device", &t.device);
   s.read("activation_checkpointing", &t.activation_checkpointing);
   s.read("threads", &t.threads);
   s.require(t.micro_batch_size > 0, "micro_batch_size", "must be > 0");
@@ -202,12 +203,10 @@ void read_training(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.require(t.seq_len > 1, "seq_len", "must be > 1");
   s.require(t.max_steps > 0, "max_steps", "must be > 0");
   s.require(t.threads >= 0, "threads", "must be >= 0");
-  s.require(t.precision == "fp32" || t.precision == "bf16", "precision", "must be fp32 or bf16");
-  // Measured here (DESIGN.md): LibTorch 1.13's CPU bf16 matmul runs at ~4.3 GFLOP/s against
-  // ~130 for fp32, so bf16 compute would make training ~25x slower. Refuse rather than crawl.
-  s.require(t.precision == "fp32", "precision",
-            "bf16 is refused on CPU: LibTorch 1.13's CPU bf16 matmul is ~25x slower than fp32 "
-            "(4.3 vs ~130 GFLOP/s, see DESIGN.md); use fp32");
+  s.require(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", "precision",
+            "must be fp32, bf16 or fp16");
+  s.require(t.device == "auto" || t.device == "cpu" || t.device == "cuda" || t.device.rfind("cuda:", 0) == 0,
+            "device", "must be cpu, cuda, cuda:N or auto");
   s.finish();
 }
 

@@ -34,7 +34,10 @@ struct TrainingConfig {
   int64_t seq_len = 256;
   int64_t max_steps = 1000;
   uint64_t seed = 1234;  // model init, data order and any sampling
-  std::string precision = "fp32";  // fp32 | bf16 (refused on CPU: see validate())
+  // fp32, or mixed precision with fp32 master weights and AdamW moments: bf16 (autocast) or fp16
+  // (autocast and dynamic loss scaling; CUDA only). See model/autocast.h.
+  std::string precision = "fp32";
+  std::string device = "auto";  // cpu | cuda | cuda:N | auto (CUDA when a GPU is visible; launched: the local rank's)
   bool activation_checkpointing = false;
   int threads = 0;  // intra-op threads; 0 keeps LibTorch's default (one per core)
 };

@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/core/progress.h"
+#include "forma/model/device.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/model_stats.h"
 #include "forma/parallel/layout.h"
@@ -28,9 +30,10 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // Next-token cross entropy. The data already pairs inputs [B,T] with targets [B,T] shifted by one
 // (each sample has T+1 ids), so this is causal_lm_loss's math without its internal shift, which
 // would drop the last target of every sample.
+// In fp32 whatever the logits were computed in (mixed precision keeps losses in fp32, as autocast does).
 torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& targets) {
   const int64_t vocab = logits.size(2);
-  return torch::nn::functional::cross_entropy(logits.reshape({-1, vocab}), targets.reshape({-1}));
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, vocab}).to(torch::kFloat), targets.reshape({-1}));
 }
 
 bool is_hf_folder(const std::string& path) {
@@ -50,6 +53,7 @@ Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(reci
   if (tp_) {
     for (auto& p : params) p.norm_share = 1.0 / static_cast<double>(tp_->shards.at(p.name).copies);
   }
+  trainable_ = params;
   dp_.broadcast_parameters(params);
   optimizer_ = dp_.make_optimizer(std::move(params), AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay},
                                   recipe_.parallel.zero_stage, recipe_.parallel.bucket_mb);
@@ -62,11 +66,23 @@ Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(reci
 void Trainer::setup_parallel() {
   auto env = parallel::detect_dist_env();
   auto shape = parallel::plan_mesh_shape(recipe_, env);  // checked in one process too
-  if (env.world_size == 1) return;
   // Rank 0 speaks for the run; the others only report problems.
   if (env.rank != 0) spdlog::set_level(spdlog::level::warn);
+  const auto& t = recipe_.training;
+  device_ = resolve_device(t.device, recipe_.source + ": training.device", env.world_size > 1 ? env.local_rank : -1);
+  make_current(device_);
+  check(t.precision != "fp16" || device_.is_cuda(),
+        "{}: training.precision: fp16 needs a CUDA device (training.device is {}); use bf16 on the CPU, which has "
+        "fp32's range and needs no loss scaling", recipe_.source, device_.str());
+  if (t.precision != "fp32") {
+    autocast_ = {true, device_.type(), t.precision == "fp16" ? torch::kHalf : torch::kBFloat16};
+  }
+  if (t.precision == "fp16") loss_scaler_ = LossScaler(65536.0, 2000);  // GradScaler's defaults
+  log::info("training on {} in {}{}", device_.str(), t.precision,
+            t.precision == "fp32" ? "" : " (autocast; fp32 master weights and optimizer moments)");
+  if (env.world_size == 1) return;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(recipe_.parallel.timeout_minutes * 60e3));
-  mesh_ = std::make_shared<parallel::DeviceMesh>(env, shape, timeout);
+  mesh_ = std::make_shared<parallel::DeviceMesh>(env, shape, timeout, device_);
   dp_ = parallel::DataParallel(mesh_);
   log::info("{} processes ({}): data_parallel={} x tensor_parallel={}{}, zero_stage={}, {} of the {} micro-batches "
             "of a step per data-parallel rank", env.world_size, env.source, shape.dp, shape.tp,
@@ -88,6 +104,8 @@ void Trainer::build_model() {
   check(recipe_.training.seq_len <= model_->config().max_position_embeddings || model_->config().model_type != "gpt2",
         "training.seq_len: {} exceeds the model's max_position_embeddings ({})", recipe_.training.seq_len,
         model_->config().max_position_embeddings);
+  // Built (or loaded) on the CPU with the seed's values, then moved: the same weights on any device.
+  if (device_ != torch::Device(torch::kCPU)) model_->to(device_);
   model_->set_gradient_checkpointing(recipe_.training.activation_checkpointing);
   model_->train();
   int64_t params = 0;
@@ -137,7 +155,7 @@ int64_t Trainer::tokens_per_step() const {
 std::string Trainer::checkpoints_dir() const { return (fs::path(recipe_.output_dir) / "checkpoints").string(); }
 
 torch::Tensor Trainer::language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets) const {
-  return tp_ ? parallel::tensor_parallel_loss(*tp_, logits, targets) : next_token_loss(logits, targets);
+  return tp_ ? parallel::tensor_parallel_loss(*tp_, logits.to(torch::kFloat), targets) : next_token_loss(logits, targets);
 }
 
 StepResult Trainer::step() {
@@ -150,21 +168,35 @@ StepResult Trainer::step() {
   for (int64_t micro = dp_.rank() * per_rank; micro < (dp_.rank() + 1) * per_rank; ++micro) {
     auto batch = make_batch(*train_data_, state_.data_cursor + micro * t.micro_batch_size, t.micro_batch_size,
                             t.seq_len);
-    auto logits = model_->forward(batch.inputs);  // [B, T, V] (V / tp under tensor parallelism)
-    auto loss = language_model_loss(logits, batch.targets) + model_->aux_loss();
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(autocast_);
+      auto logits = model_->forward(batch.inputs.to(device_));  // [B, T, V] (V / tp under tensor parallelism)
+      loss = language_model_loss(logits, batch.targets.to(device_)) + model_->aux_loss();
+    }
     // Scaled so that the accumulated gradient (summed over ranks) is that of the mean over all
-    // micro-batches of the step.
-    (loss / static_cast<double>(t.grad_accum_steps)).backward();
-    loss_sum += loss.detach().to(torch::kFloat64);
+    // micro-batches of the step (and by the fp16 loss scale, undone before the update).
+    loss_scaler_.scale_loss(loss / static_cast<double>(t.grad_accum_steps)).backward();
+    loss_sum += loss.detach().to(torch::kCPU, torch::kFloat64);
   }
   if (tp_) parallel::sync_tensor_parallel_grads(model_, *tp_);  // before the data-parallel reduction
   state_.data_cursor += t.micro_batch_size * t.grad_accum_steps;
   StepResult r;
   r.loss = dp_.sum(loss_sum.item<double>()) / static_cast<double>(t.grad_accum_steps);
-  check(std::isfinite(r.loss), "training diverged: loss is {} at step {} (lower optimizer.lr?)", r.loss,
-        state_.step + 1);
   r.lr = schedule_->at(state_.step + 1);
-  r.grad_norm = optimizer_->step(r.lr, recipe_.optimizer.grad_clip);
+  // fp16: every rank skips the update when any rank's gradients overflowed (their sum would too).
+  const bool finite = !dp_.any(!loss_scaler_.unscale(trainable_));
+  loss_scaler_.update(finite);
+  if (finite) {
+    check(std::isfinite(r.loss), "training diverged: loss is {} at step {} (lower optimizer.lr?)", r.loss,
+          state_.step + 1);
+    r.grad_norm = optimizer_->step(r.lr, recipe_.optimizer.grad_clip);
+  } else {
+    r.skipped = true;
+    r.grad_norm = std::numeric_limits<double>::infinity();
+    log::warn("step {}: fp16 gradients overflowed; update skipped, loss scale now {:g}", state_.step + 1,
+              loss_scaler_.scale());
+  }
   optimizer_->zero_grad();
   state_.step += 1;
   state_.tokens_seen += tokens_per_step();
@@ -183,7 +215,8 @@ double Trainer::evaluate() {
   for (int64_t i = dp_.rank(); i < recipe_.logging.eval_steps; i += dp_.size()) {
     // The same leading validation samples every time, so val_loss values are comparable.
     auto batch = make_batch(*valid_data_, i * t.micro_batch_size, t.micro_batch_size, t.seq_len);
-    total += language_model_loss(model_->forward(batch.inputs), batch.targets).item<double>();
+    AutocastScope autocast(autocast_);
+    total += language_model_loss(model_->forward(batch.inputs.to(device_)), batch.targets.to(device_)).item<double>();
   }
   model_->train();
   return dp_.sum(total) / static_cast<double>(recipe_.logging.eval_steps);
@@ -195,6 +228,7 @@ void Trainer::resume(const std::string& checkpoint) {
   auto role = checkpoint_role(mesh_.get(), recipe_, tp_ ? &tp_->shards : nullptr);
   state_ = load_checkpoint(dir, model_, *optimizer_, role);
   restore_torch_rng(state_.rng_state_hex, dir + "/trainer_state.json");
+  loss_scaler_.restore(state_.loss_scale, state_.loss_scale_good_steps);
   if (state_.recipe_snapshot != recipe_.snapshot) {
     log::warn("the recipe differs from the one checkpoint {} was trained with; continuing with the new one", dir);
   }
@@ -206,6 +240,8 @@ void Trainer::resume(const std::string& checkpoint) {
 void Trainer::save() {
   if (!options_.write_outputs || last_saved_step_ == state_.step) return;
   state_.rng_state_hex = capture_torch_rng();
+  state_.loss_scale = loss_scaler_.scale();
+  state_.loss_scale_good_steps = loss_scaler_.good_steps();
   auto start = std::chrono::steady_clock::now();
   // Every rank takes part: gathering a sharded optimizer state (to data-parallel rank 0), then
   // writing its pieces into the one distributed checkpoint (train/checkpoint.h).

@@ -12,10 +12,12 @@
 #include <optional>
 #include <string>
 
+#include "forma/model/autocast.h"
 #include "forma/model/causal_lm.h"
 #include "forma/parallel/data_parallel.h"
 #include "forma/parallel/tensor_parallel_model.h"
 #include "forma/train/batches.h"
+#include "forma/train/loss_scaler.h"
 #include "forma/train/lr_schedule.h"
 #include "forma/train/metrics_log.h"
 #include "forma/train/optimizer.h"
@@ -32,6 +34,7 @@ struct TrainerOptions {
 
 struct StepResult {
   double loss = 0;       // mean over the global batch's micro-batches (cross entropy + auxiliary loss)
+  bool skipped = false;  // fp16: the gradients overflowed, the update was skipped and the loss scale halved
   double grad_norm = 0;  // of the global gradient, before clipping
   double lr = 0;
   double seconds = 0;    // wall time of the step
@@ -58,6 +61,7 @@ class Trainer {
   int64_t tokens_per_step() const;
   std::string checkpoints_dir() const;
   const parallel::DataParallel& data_parallel() const { return dp_; }
+  const torch::Device& device() const { return device_; }
 
  private:
   void setup_parallel();
@@ -75,6 +79,10 @@ class Trainer {
   std::shared_ptr<parallel::DeviceMesh> mesh_;    // null in one process
   parallel::DataParallel dp_;                     // one process unless WORLD_SIZE > 1
   std::optional<parallel::TensorParallelPlan> tp_;  // set when tensor_parallel > 1
+  torch::Device device_ = torch::kCPU;  // training.device, resolved
+  AutocastState autocast_;              // training.precision bf16/fp16: on for forward and loss
+  LossScaler loss_scaler_;              // fp16 only
+  std::vector<NamedParameter> trainable_;  // what the optimizer updates (the loss scaler unscales them)
   CausalLM model_{nullptr};
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;

@@ -17,7 +17,9 @@ std::string trainer_state_to_json(const TrainerState& s) {
                       {"lr", s.lr},
                       {"last_loss", s.last_loss},
                       {"recipe", s.recipe_snapshot},
-                      {"rng_state", s.rng_state_hex}};
+                      {"rng_state", s.rng_state_hex},
+                      {"loss_scale", s.loss_scale},
+                      {"loss_scale_good_steps", s.loss_scale_good_steps}};
   return j.dump(2) + "\n";
 }
 
@@ -58,6 +60,9 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
   s.last_loss = number("last_loss");
   s.recipe_snapshot = string("recipe");
   s.rng_state_hex = string("rng_state");
+  // Absent in checkpoints written before fp16 training existed: no loss scale.
+  if (j.contains("loss_scale")) s.loss_scale = number("loss_scale");
+  if (j.contains("loss_scale_good_steps")) s.loss_scale_good_steps = integer("loss_scale_good_steps");
   return s;
 }
 

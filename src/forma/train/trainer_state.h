@@ -16,6 +16,8 @@ struct TrainerState {
   double last_loss = 0;
   std::string recipe_snapshot;  // effective YAML of the run
   std::string rng_state_hex;    // LibTorch's default CPU generator state
+  double loss_scale = 0;              // fp16 training: the dynamic loss scale (0: none)
+  int64_t loss_scale_good_steps = 0;  // fp16: overflow-free steps since the scale last changed
 };
 
 std::string trainer_state_to_json(const TrainerState& state);
