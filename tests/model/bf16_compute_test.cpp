@@ -144,6 +144,24 @@ TEST_P(Bf16Compute, GreedyContinuationWithKVCacheEqualsNoCache) {
 INSTANTIATE_TEST_SUITE_P(All, Bf16Compute,
                          ::testing::Values("gpt2", "llama", "llama3_rope", "mistral", "qwen2", "mixtral"));
 
+// Why attention's explicit path needs no fp32 workaround for bf16 products any more: LibTorch
+// 2.15's bf16 matmul accumulates in fp32 and rounds once at every size, including the small
+// batched products of a decode step (q [B, H, 1, D] times the cached keys), which LibTorch 1.13
+// accumulated in bf16 below ~400 multiply-adds. Bitwise: the fp32 product rounded to bf16.
+TEST(Bf16Matmul, SmallBatchedProductsAreTheFp32ProductRoundedOnce) {
+  torch::manual_seed(0);
+  for (int64_t queries : {1, 2, 7}) {
+    for (int64_t dim : {2, 8, 16, 32}) {
+      for (int64_t keys : {1, 3, 8, 24}) {
+        torch::Tensor q = torch::randn({1, 4, queries, dim}).to(torch::kBFloat16);
+        torch::Tensor k = torch::randn({1, 4, keys, dim}).to(torch::kBFloat16).transpose(2, 3);
+        torch::Tensor once = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat)).to(torch::kBFloat16);
+        EXPECT_TRUE(torch::equal(torch::matmul(q, k), once)) << queries << "x" << dim << "x" << keys;
+      }
+    }
+  }
+}
+
 TEST(ComputeDType, NamesAndAutoFollowConfigTorchDtype) {
   ModelConfig config = load_model_config(test::fixture("hf-tiny/llama"));
   EXPECT_EQ(parse_compute_dtype("fp32", config, "--dtype"), torch::kFloat);

@@ -10,20 +10,6 @@
 
 namespace forma {
 
-namespace attention_detail {
-
-// a @ b accumulated in fp32 and rounded once to the inputs' dtype: what a bf16 GEMM computes (and
-// what LibTorch computes for large products). LibTorch 1.13's CPU batched matmul accumulates bf16
-// in bf16 when a product has fewer than ~400 multiply-adds (its naive small-size kernel; measured 3-4x
-// the error of one rounding), so the one-query products of a decode step would be rounded worse
-// than the prefill's, and a continuation with the KV cache would drift from one without it.
-torch::Tensor matmul_fp32_accumulate(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.scalar_type() == torch::kFloat) return torch::matmul(a, b);
-  return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(a.scalar_type());
-}
-
-}  // namespace attention_detail
-
 bool needs_causal_mask(int64_t start, int64_t count, int64_t window) {
   const bool plain_causal = start == 0 || count == 1;
   // The window cuts key j off query i when j <= i - window: never while every position < window.
@@ -79,13 +65,14 @@ torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::T
     k = k.repeat_interleave(q_heads / kv_heads, 1);
     v = v.repeat_interleave(q_heads / kv_heads, 1);
   }
-  using attention_detail::matmul_fp32_accumulate;
-  torch::Tensor scores = matmul_fp32_accumulate(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
+  // bf16 products accumulate in fp32 and are rounded once, small ones too (LibTorch 1.13's batched
+  // matmul did not, which needed a workaround here; LibTorch 2.15's does, docs/generation.md).
+  torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
   const int64_t count = q.size(2), keys = k.size(2);
   torch::Tensor allowed = mask.defined() ? mask : causal_mask(keys - count, count, 0, q.device());
   scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());  // [B, H, T, S]
   torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-  return matmul_fp32_accumulate(probs, v);  // [B, H, T, D]
+  return torch::matmul(probs, v);  // [B, H, T, D]
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
