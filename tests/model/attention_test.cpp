@@ -1,10 +1,14 @@
 // Attention beyond what the HF fixtures exercise (hf_fixture_test.cpp checks both kernels against
 // transformers): which calls need a mask, the masks by hand, and on every fixture, with the fused
 // and the explicit kernel, a KV cache filled in chunks (queries that start past position 0, and
-// mistral's window crossed) and left-padded batch rows giving the logits of a plain run.
+// mistral's window crossed) and left-padded batch rows giving the logits of a plain run; and
+// `forma bench attention`, whose two kernels must compute the same loss.
 #include "forma/model/attention.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
@@ -105,6 +109,23 @@ INSTANTIATE_TEST_SUITE_P(All, AttentionKernels,
                            return std::get<0>(info.param) +
                                   (std::get<1>(info.param) == AttentionKernel::Fused ? "_fused" : "_explicit");
                          });
+
+TEST(BenchAttentionCli, BothKernelsComputeTheSameLossAndReportPeakMemory) {
+  // tiny-llama: 8 query heads over 4 kv heads; random weights and tokens from the same seed.
+  std::map<std::string, nlohmann::json> runs;
+  for (const std::string kernel : {"fused", "explicit"}) {
+    test::CommandResult r = test::run_forma("bench attention --model tiny-llama --seq-len 96 --kernel " + kernel, false);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto lines = test::json_lines(r.output.substr(r.output.find('{')));
+    ASSERT_EQ(lines.size(), 1u) << r.output;
+    runs[kernel] = lines[0];
+    EXPECT_GE(lines[0].at("peak_rss_mb").get<double>(), lines[0].at("rss_before_step_mb").get<double>());
+  }
+  EXPECT_NEAR(runs["fused"].at("loss").get<double>(), runs["explicit"].at("loss").get<double>(), 1e-5);
+  test::CommandResult bad = test::run_forma("bench attention --model tiny-llama --kernel flash");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("--kernel must be fused or explicit, not 'flash'"), std::string::npos) << bad.output;
+}
 
 }  // namespace
 }  // namespace forma
