@@ -1,6 +1,7 @@
 // The decoder against Hugging Face transformers itself: for each tiny fixture (tests/fixtures/
 // hf-tiny, written by HF v4.47.1) logits, hidden states, rope frequencies, loss, gradients and the
-// gradient norm, greedy decoding with the KV cache, and save/load round trips.
+// gradient norm, greedy decoding with the KV cache, and save/load round trips. What attention
+// computes is checked with both kernels (attention.h): the fused one and the explicit reference.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -23,10 +24,11 @@ struct Fixture {
   nlohmann::json json;
 };
 
-Fixture open_fixture(const std::string& arch) {
+Fixture open_fixture(const std::string& arch, AttentionKernel kernel = AttentionKernel::Fused) {
   Fixture f;
   f.dir = test::fixture("hf-tiny/" + arch);
   f.model = load_pretrained(f.dir);
+  f.model->set_attention_kernel(kernel);
   f.model->eval();
   f.ref = load_tensors(f.dir + "/reference.safetensors");
   f.json = nlohmann::json::parse(read_file(f.dir + "/reference.json"));
@@ -53,8 +55,14 @@ double grad_norm(CausalLM& model) {
 
 class HfFixture : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(HfFixture, LogitsAndHiddenStatesMatchHuggingFace) {
-  Fixture f = open_fixture(GetParam());
+// A fixture and the attention kernel that computes it.
+class HfFixtureKernel : public ::testing::TestWithParam<std::tuple<std::string, AttentionKernel>> {
+ protected:
+  Fixture open() { return open_fixture(std::get<0>(GetParam()), std::get<1>(GetParam())); }
+};
+
+TEST_P(HfFixtureKernel, LogitsAndHiddenStatesMatchHuggingFace) {
+  Fixture f = open();
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> hidden;
   torch::Tensor logits = f.model->forward_with_hidden_states(f.ref.at("input_ids"), &hidden);
@@ -74,8 +82,8 @@ TEST_P(HfFixture, RopeInverseFrequenciesMatch) {
   EXPECT_TRUE(torch::allclose(ours, theirs, /*rtol=*/1e-6, /*atol=*/0)) << ours << theirs;
 }
 
-TEST_P(HfFixture, LossGradientsAndGradNormMatch) {
-  Fixture f = open_fixture(GetParam());
+TEST_P(HfFixtureKernel, LossGradientsAndGradNormMatch) {
+  Fixture f = open();
   torch::Tensor ids = f.ref.at("input_ids");
   torch::Tensor loss = causal_lm_loss(f.model->forward(ids), ids);
   // Mixtral's reference loss has no aux term (output_router_logits false in its config).
@@ -95,8 +103,8 @@ TEST_P(HfFixture, LossGradientsAndGradNormMatch) {
   }
 }
 
-TEST_P(HfFixture, GreedyDecodingWithKVCacheMatchesHuggingFace) {
-  Fixture f = open_fixture(GetParam());
+TEST_P(HfFixtureKernel, GreedyDecodingWithKVCacheMatchesHuggingFace) {
+  Fixture f = open();
   torch::NoGradGuard no_grad;
   torch::Tensor sequence = f.ref.at("generation.sequence");  // [1, 24]
   torch::Tensor step_logits = f.ref.at("generation.step_logits");  // [8, V]
@@ -136,8 +144,17 @@ TEST_P(HfFixture, SavePretrainedRoundTripsExactlyWithHfNames) {
   EXPECT_EQ(to_hf_json(c1).dump(), to_hf_json(c2).dump());
 }
 
-INSTANTIATE_TEST_SUITE_P(All, HfFixture,
-                         ::testing::Values("gpt2", "llama", "llama3_rope", "mistral", "qwen2", "mixtral"));
+const auto kFixtures = ::testing::Values("gpt2", "llama", "llama3_rope", "mistral", "qwen2", "mixtral");
+
+INSTANTIATE_TEST_SUITE_P(All, HfFixture, kFixtures);
+
+INSTANTIATE_TEST_SUITE_P(All, HfFixtureKernel,
+                         ::testing::Combine(kFixtures, ::testing::Values(AttentionKernel::Fused,
+                                                                         AttentionKernel::Explicit)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) +
+                                  (std::get<1>(info.param) == AttentionKernel::Fused ? "_fused" : "_explicit");
+                         });
 
 }  // namespace
 }  // namespace forma

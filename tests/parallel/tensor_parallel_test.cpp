@@ -152,7 +152,13 @@ void expect_parallel_run_matches(CausalLM reference, CausalLM sharded, const tor
   loss.backward();
   parallel::sync_tensor_parallel_grads(sharded, plan);
 
-  EXPECT_LT(max_abs_diff(parallel::gather_logits(plan, logits.detach()), expected_logits.detach()), 1e-5);
+  // fp32 noise: the ranks sum partial products in another order than one process does, and two
+  // layers (mixtral's routing too) carry it to the logits (|logits| ~6). Largest measured with the
+  // fused attention kernel: 1.14e-5 on mixtral's logits, 1.1e-5 relative on gpt2's k_proj.bias
+  // gradient (zero in exact arithmetic, so all noise); with the explicit kernel 6.7e-6 and 5.9e-6.
+  // A wrong shard or a missing reduction is off by orders of magnitude more.
+  constexpr double kTolerance = 2e-5;
+  EXPECT_LT(max_abs_diff(parallel::gather_logits(plan, logits.detach()), expected_logits.detach()), kTolerance);
   EXPECT_LT(std::abs(loss.item<double>() - expected_loss.item<double>()), 1e-5 * std::max(1.0, expected_loss.item<double>()));
   StateDict grads = parallel::gather_full_parameters(sharded, plan, /*gradients=*/true);
   double largest = 0;  // the model's largest gradient entry
@@ -161,7 +167,7 @@ void expect_parallel_run_matches(CausalLM reference, CausalLM sharded, const tor
   }
   for (const auto& p : reference->named_parameters()) {
     torch::Tensor expected = p.value().grad().defined() ? p.value().grad() : torch::zeros_like(p.value());
-    EXPECT_LT(relative_diff(grads.at(p.key()), expected, 1e-2 * largest), 1e-5)
+    EXPECT_LT(relative_diff(grads.at(p.key()), expected, 1e-2 * largest), kTolerance)
         << "gradient of " << p.key() << ": max |diff| " << max_abs_diff(grads.at(p.key()), expected)
         << ", max |expected| " << expected.abs().max().item<double>() << ", largest in the model " << largest;
   }

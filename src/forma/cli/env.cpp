@@ -5,6 +5,8 @@
 #include <ATen/Version.h>
 #include <torch/version.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>

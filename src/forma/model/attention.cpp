@@ -1,5 +1,7 @@
 #include "forma/model/attention.h"
 
+#include <ATen/ops/scaled_dot_product_attention.h>
+
 #include <cmath>
 #include <limits>
 
@@ -8,19 +10,12 @@
 
 namespace forma {
 
-namespace attention_detail {
-
-// a @ b accumulated in fp32 and rounded once to the inputs' dtype: what a bf16 GEMM computes (and
-// what LibTorch computes for large products). LibTorch 1.13's CPU batched matmul accumulates bf16
-// in bf16 when a product has fewer than ~400 multiply-adds (its naive small-size kernel; measured 3-4x
-// the error of one rounding), so the one-query products of a decode step would be rounded worse
-// than the prefill's, and a continuation with the KV cache would drift from one without it.
-torch::Tensor matmul_fp32_accumulate(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.scalar_type() == torch::kFloat) return torch::matmul(a, b);
-  return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(a.scalar_type());
+bool needs_causal_mask(int64_t start, int64_t count, int64_t window) {
+  const bool plain_causal = start == 0 || count == 1;
+  // The window cuts key j off query i when j <= i - window: never while every position < window.
+  const bool window_cuts = window > 0 && start + count > window;
+  return !plain_causal || window_cuts;
 }
-
-}  // namespace attention_detail
 
 torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const torch::Device& device) {
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
@@ -28,8 +23,7 @@ torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const to
   torch::Tensor j = torch::arange(0, start + count, opts).unsqueeze(0);      // [1, S]
   torch::Tensor allowed = j <= i;
   if (window > 0) allowed = allowed.logical_and(j > i - window);
-  torch::Tensor mask = torch::zeros({count, start + count}, torch::TensorOptions().device(device));
-  return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  return allowed;
 }
 
 torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
@@ -40,9 +34,7 @@ torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
   torch::Tensor first = left_padding.view({-1, 1, 1});                                 // [B, 1, 1]
   torch::Tensor allowed = (j <= i).logical_and(j >= first);
   if (window > 0) allowed = allowed.logical_and(j > i - window);
-  allowed = allowed.logical_or(j == i);  // [B, T, S]
-  torch::Tensor mask = torch::zeros(allowed.sizes(), torch::TensorOptions().device(left_padding.device()));
-  return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity()).unsqueeze(1);
+  return allowed.logical_or(j == i).unsqueeze(1);  // [B, 1, T, S]
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
@@ -65,6 +57,24 @@ torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor
   return y.view({y.size(0), y.size(1), heads, head_dim_}).transpose(1, 2);  // [B, H, T, D]
 }
 
+torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
+                                                const torch::Tensor& mask) const {
+  const int64_t q_heads = q.size(1), kv_heads = k.size(1);
+  if (kv_heads != q_heads) {
+    // GQA/MQA: query head h reads kv head h / (q_heads / kv_heads), as HF's repeat_kv.
+    k = k.repeat_interleave(q_heads / kv_heads, 1);
+    v = v.repeat_interleave(q_heads / kv_heads, 1);
+  }
+  // bf16 products accumulate in fp32 and are rounded once, small ones too (LibTorch 1.13's batched
+  // matmul did not, which needed a workaround here; LibTorch 2.15's does, docs/generation.md).
+  torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
+  const int64_t count = q.size(2), keys = k.size(2);
+  torch::Tensor allowed = mask.defined() ? mask : causal_mask(keys - count, count, 0, q.device());
+  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());  // [B, H, T, S]
+  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+  return torch::matmul(probs, v);  // [B, H, T, D]
+}
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
   torch::Tensor q = project_heads("q_proj", x);
   torch::Tensor k = project_heads("k_proj", x);
@@ -74,20 +84,24 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
     k = apply_rope(k, inputs.rope);
   }
   if (inputs.cache) std::tie(k, v) = inputs.cache->update(layer_index_, k, v);  // [B, Hkv, S, D]
-  const int64_t q_heads = q.size(1), kv_heads = k.size(1);
+  const int64_t q_heads = q.size(1), kv_heads = k.size(1), count = q.size(2);
   check(q_heads % kv_heads == 0, "attention layer {}: {} query heads for {} kv heads", layer_index_,
         q_heads, kv_heads);
-  if (kv_heads != q_heads) {
-    // GQA/MQA: query head h reads kv head h / (q_heads / kv_heads), as HF's repeat_kv.
-    k = k.repeat_interleave(q_heads / kv_heads, 1);
-    v = v.repeat_interleave(q_heads / kv_heads, 1);
+  check(inputs.mask.defined() || count == 1 || count == k.size(2),
+        "attention layer {}: {} queries over {} keys need a mask", layer_index_, count, k.size(2));
+  torch::Tensor out;
+  if (inputs.kernel == AttentionKernel::Fused) {
+    // enable_gqa lets query head h read kv head h / (q_heads / kv_heads) in place: no repeated
+    // copy of K and V (the CPU flash kernel indexes the shared head).
+    std::optional<torch::Tensor> mask;
+    if (inputs.mask.defined()) mask = inputs.mask;
+    out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0,
+                                           /*is_causal=*/!inputs.mask.defined() && count > 1,
+                                           /*scale=*/std::nullopt, /*enable_gqa=*/kv_heads != q_heads);
+  } else {
+    out = explicit_attention(q, k, v, inputs.mask);
   }
-  using attention_detail::matmul_fp32_accumulate;
-  torch::Tensor scores = matmul_fp32_accumulate(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
-  scores = scores + inputs.mask.to(scores.scalar_type());                          // [B, H, T, S]
-  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-  torch::Tensor out = matmul_fp32_accumulate(probs, v);                            // [B, H, T, D]
-  out = out.transpose(1, 2).reshape({q.size(0), q.size(2), q_heads * head_dim_});  // [B, T, H*D]
+  out = out.transpose(1, 2).reshape({q.size(0), count, q_heads * head_dim_});  // [B, T, H*D]
   return call_child(*this, "o_proj", out);
 }
 

@@ -1,5 +1,6 @@
 // Multi-head causal self-attention with grouped/multi-query kv heads, RoPE or none, an optional
-// sliding window (through the mask) and an optional KV cache. Eager math, as HF's "eager" path.
+// sliding window (through the mask) and an optional KV cache. Computed by LibTorch's fused
+// scaled_dot_product_attention (HF's "sdpa" path), or by the explicit math of HF's "eager" path.
 // Head counts come from the local projection outputs (q width / head_dim), so a layer whose
 // projections were swapped for tensor-parallel shards computes its local heads unchanged.
 #pragma once
@@ -11,20 +12,34 @@
 
 namespace forma {
 
+// How attention is computed. Fused: at::scaled_dot_product_attention, whose flash kernels (CPU and
+// CUDA) never hold the [T, S] scores, so memory grows with T instead of T^2. Explicit: scores =
+// q k^T, masked, softmax in fp32, times v; the reference the fused path is tested against.
+enum class AttentionKernel { Fused, Explicit };
+
 // What every layer of one forward call shares.
 struct LayerInputs {
-  RopeTables rope;     // undefined tensors for learned positions
-  torch::Tensor mask;  // [T, S] or [B, 1, T, S] additive: 0 where query i may see key j, else -inf
+  RopeTables rope;  // undefined tensors for learned positions
+  // bool [T, S] or [B, 1, T, S], true where query i may see key j. Undefined for plain causal
+  // attention over the whole sequence (T == S, or one query that sees every cached key): the fused
+  // kernel then takes is_causal instead of a mask (no [T, S] tensor, and flash skips the masked
+  // blocks).
+  torch::Tensor mask;
   KVCache* cache = nullptr;
+  AttentionKernel kernel = AttentionKernel::Fused;
 };
 
-// Additive causal mask for queries at positions start..start+T-1 over keys 0..start+T-1:
+// Whether queries at positions start..start+T-1 over keys 0..start+T-1 need an explicit mask: not
+// when attention is plain causal (start 0, or a single query) and the window cuts nothing off.
+bool needs_causal_mask(int64_t start, int64_t count, int64_t window);
+
+// Causal mask for queries at positions start..start+T-1 over keys 0..start+T-1, bool [T, S]:
 // query i sees key j iff j <= i and (window == 0 or j > i - window).
 torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const torch::Device& device);
 
-// The causal mask of left-padded batch rows (see kv_cache.h), [B, 1, T, S]: row b's query i also
+// The causal mask of left-padded batch rows (see kv_cache.h), bool [B, 1, T, S]: row b's query i also
 // needs j >= left_padding[b], so no real token sees padding. A padding query sees itself only, so
-// that no softmax row is all -inf (that would be NaN, and NaN values times weight 0 would still
+// that no row is all false (its softmax would be NaN, and NaN values times weight 0 would still
 // reach the real tokens through the cache).
 torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
                                  const torch::Tensor& left_padding);
@@ -37,6 +52,9 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   torch::Tensor project_heads(const char* name, const torch::Tensor& x);  // -> [B, H, T, D]
+  // q [B, H, T, D], k and v [B, Hkv, S, D] -> [B, H, T, D]
+  torch::Tensor explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
+                                   const torch::Tensor& mask) const;
   int64_t head_dim_;
   int64_t layer_index_;
   bool rope_;

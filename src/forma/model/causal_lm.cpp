@@ -55,6 +55,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   if (inv_freq_.defined() && inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
   LayerInputs inputs;
   inputs.cache = cache;
+  inputs.kernel = attention_kernel;
   const int64_t window = config_.effective_sliding_window();
   if (cache && cache->left_padding().defined()) {
     // Left-padded batch rows (kv_cache.h): each row's positions start after its padding; padding
@@ -85,7 +86,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     } else {
       inputs.rope = rope_tables(inv_freq_, start, count);
     }
-    inputs.mask = causal_mask(start, count, window, x.device());
+    if (needs_causal_mask(start, count, window)) inputs.mask = causal_mask(start, count, window, x.device());
   }
   if (hidden_states) hidden_states->assign(1, x);
   router_logits_.clear();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "forma/model/architecture.h"
+#include "forma/model/attention.h"
 #include "forma/model/config.h"
 #include "forma/model/kv_cache.h"
 
@@ -25,6 +26,7 @@ class TransformerImpl : public torch::nn::Module {
 
   const std::vector<torch::Tensor>& router_logits() const { return router_logits_; }
   bool gradient_checkpointing = false;
+  AttentionKernel attention_kernel = AttentionKernel::Fused;
 
  private:
   ModelConfig config_;
@@ -41,8 +43,8 @@ class CausalLMImpl : public torch::nn::Module {
   // torch::kBFloat16 (an error otherwise). The parameters are created in it (as HF's
   // from_pretrained(torch_dtype=...) does), so a bf16 model never holds an fp32 copy of itself.
   // In bf16, RMSNorm's variance, attention and router softmaxes and the RoPE tables are computed
-  // in fp32 and cast back, as HF does, attention's products accumulate in fp32 (attention.cpp), and
-  // the logits are returned in fp32.
+  // in fp32 and cast back, as HF does, attention's products accumulate in fp32 (the fused kernel's
+  // and LibTorch's bf16 matmuls both do), and the logits are returned in fp32.
   explicit CausalLMImpl(const ModelConfig& config, torch::ScalarType dtype = torch::kFloat);
 
   // input_ids [B,T] int64 -> logits [B,T,V] (fp32). With a cache: appends this call's keys and
@@ -65,6 +67,9 @@ class CausalLMImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);
   // Recompute each decoder layer in backward instead of keeping its activations.
   void set_gradient_checkpointing(bool enabled) { model_->gradient_checkpointing = enabled; }
+  // Fused scaled-dot-product attention (the default) or the explicit reference (attention.h).
+  void set_attention_kernel(AttentionKernel kernel) { model_->attention_kernel = kernel; }
+  AttentionKernel attention_kernel() const { return model_->attention_kernel; }
   // The output projection [V, C]: lm_head's weight, or the embedding's when tied.
   torch::Tensor output_weight();
 
