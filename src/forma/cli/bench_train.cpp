@@ -31,7 +31,7 @@ void run_bench(const BenchArgs& args) {
   auto recipe = forma::train::load_recipe(args.config, overrides);
   forma::train::Trainer trainer(recipe, {/*random_data=*/true, /*write_outputs=*/false});
   for (int i = 0; i < args.warmup; ++i) trainer.step();
-  double peak = forma::train::matmul_peak_gflops();
+  double peak = trainer.matmul_peak();
   double seconds = 0, loss = 0;
   for (int i = 0; i < args.steps; ++i) {
     auto r = trainer.step();

@@ -158,6 +158,10 @@ torch::Tensor Trainer::language_model_loss(const torch::Tensor& logits, const to
   return tp_ ? parallel::tensor_parallel_loss(*tp_, logits.to(torch::kFloat), targets) : next_token_loss(logits, targets);
 }
 
+double Trainer::matmul_peak() const {
+  return matmul_peak_gflops(autocast_.enabled ? autocast_.dtype : torch::kFloat, device_);
+}
+
 StepResult Trainer::step() {
   const auto& t = recipe_.training;
   auto start = std::chrono::steady_clock::now();
@@ -259,7 +263,7 @@ void Trainer::log_step(const StepResult& r, double interval_seconds, int64_t int
   rec.loss = r.loss, rec.lr = r.lr, rec.grad_norm = r.grad_norm;
   rec.tokens = state_.tokens_seen;
   rec.tokens_per_sec = interval_seconds > 0 ? static_cast<double>(interval_tokens) / interval_seconds : 0;
-  rec.mfu = flops_per_token_ * rec.tokens_per_sec / (matmul_peak_gflops() * 1e9);
+  rec.mfu = flops_per_token_ * rec.tokens_per_sec / (matmul_peak() * 1e9);
   log::info("step {}/{}  loss {:.4f}  lr {:.3e}  grad_norm {:.3f}  {:.0f} tokens/s  MFU {:.1f}%", rec.step,
             recipe_.training.max_steps, rec.loss, rec.lr, rec.grad_norm, rec.tokens_per_sec, 100 * rec.mfu);
   if (metrics_) metrics_->log_train(rec);
@@ -270,7 +274,7 @@ RunEnd Trainer::run() {
   const auto& lg = recipe_.logging;
   if (writes_outputs()) metrics_ = std::make_unique<MetricsLog>(recipe_.output_dir, state_.step > 0 ? state_.step : -1);
   install_stop_handlers();
-  matmul_peak_gflops();  // measured once now, not in the middle of the first interval
+  matmul_peak();  // measured once now, not in the middle of the first interval
   log::info("training steps {}..{}: {} tokens per step ({} x {} x {}), {:.3g} FLOPs per token", state_.step + 1,
             t.max_steps, tokens_per_step(), t.micro_batch_size, t.grad_accum_steps, t.seq_len, flops_per_token_);
   std::optional<Progress> progress;

@@ -62,6 +62,8 @@ class Trainer {
   std::string checkpoints_dir() const;
   const parallel::DataParallel& data_parallel() const { return dp_; }
   const torch::Device& device() const { return device_; }
+  // The matmul peak (GFLOP/s) of this run's compute dtype on its device: MFU's denominator.
+  double matmul_peak() const;
 
  private:
   void setup_parallel();
