@@ -68,6 +68,13 @@ TEST(MeshWorker, CollectivesOverEachDimension) {
   auto b = torch::full({2}, static_cast<float>(env.rank));
   fp::broadcast(mesh.group(Dim::dp), b, 1);  // dp rank 1 of rank r's dp group is r | 2
   EXPECT_EQ(b[0].item<float>(), env.rank | 2);
+  // Point to point around the world's ring (as pipeline stages pass activations): even ranks send
+  // first, odd ranks receive first, so no pair waits on the other.
+  auto outgoing = torch::full({2, 3}, static_cast<float>(10 * env.rank)), incoming = torch::empty({2, 3});
+  const int next = (env.rank + 1) % 4, previous = (env.rank + 3) % 4;
+  if (env.rank % 2 == 0) fp::send(mesh.world(), outgoing, next, 7), fp::recv(mesh.world(), incoming, previous, 7);
+  else fp::recv(mesh.world(), incoming, previous, 7), fp::send(mesh.world(), outgoing, next, 7);
+  EXPECT_TRUE(torch::equal(incoming, torch::full({2, 3}, static_cast<float>(10 * previous))));
   fp::barrier(mesh.world());
 }
 

@@ -103,6 +103,15 @@ void broadcast(const GroupPtr& group, torch::Tensor& tensor, int root) {
   in_place(group, tensor, [&](std::vector<at::Tensor>& list) { return group->broadcast(list, opts); });
 }
 
+void send(const GroupPtr& group, const torch::Tensor& tensor, int to, int tag) {
+  std::vector<at::Tensor> list{staged(group, tensor)};
+  group->send(list, to, tag)->wait();
+}
+
+void recv(const GroupPtr& group, torch::Tensor& tensor, int from, int tag) {
+  in_place(group, tensor, [&](std::vector<at::Tensor>& list) { return group->recv(list, from, tag); });
+}
+
 void barrier(const GroupPtr& group) {
   if (group->getSize() == 1) return;
   group->barrier()->wait();

@@ -29,6 +29,12 @@ void broadcast(const GroupPtr& group, torch::Tensor& tensor, int root = 0);
 
 void barrier(const GroupPtr& group);
 
+// Point to point, for pipeline stages: `tensor` to group rank `to`; and into `tensor` (its shape and
+// dtype must match what is sent) from group rank `from`. `tag` tells apart messages between the
+// same two ranks.
+void send(const GroupPtr& group, const torch::Tensor& tensor, int to, int tag = 0);
+void recv(const GroupPtr& group, torch::Tensor& tensor, int from, int tag = 0);
+
 // Where `group`'s collectives run: the current CUDA device for NCCL, else the CPU.
 torch::Device group_device(const GroupPtr& group);
 
