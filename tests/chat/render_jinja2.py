@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Reference renderer for forma's chat-template tests: renders a template with Jinja2 exactly the way
 Hugging Face transformers does in apply_chat_template (ImmutableSandboxedEnvironment with
 trim_blocks and lstrip_blocks, the loopcontrols extension, a {% generation %} tag, transformers'

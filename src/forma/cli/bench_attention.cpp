@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "forma/cli/command.h"
+#include "forma/cli/model_inputs.h"
 #include "forma/core/error.h"
 #include "forma/model/causal_lm.h"
 #include "forma/model/config.h"
@@ -25,6 +26,7 @@ struct BenchAttentionArgs {
   std::string kernel = "fused";
   int threads = 0;
   uint64_t seed = 1234;
+  std::string device = "auto";
 };
 
 double peak_rss_mb() {
@@ -42,22 +44,27 @@ void run_bench_attention(const BenchAttentionArgs& args) {
   // this measures memory, not the quality of positions the model never trained on.
   CausalLM model(load_model_config(args.model));
   model->init_weights(args.seed);
+  const torch::Device device = device_from_flag(args.device);
+  model->to(device);
   model->train();
   model->set_attention_kernel(args.kernel == "fused" ? AttentionKernel::Fused : AttentionKernel::Explicit);
   torch::manual_seed(args.seed);
-  torch::Tensor ids = torch::randint(0, model->config().vocab_size, {args.batch, args.seq_len}, torch::kLong);
+  torch::Tensor ids =
+      torch::randint(0, model->config().vocab_size, {args.batch, args.seq_len}, torch::kLong).to(device);
   const double before_mb = peak_rss_mb();  // the model, its inputs and LibTorch itself
 
   auto start = std::chrono::steady_clock::now();
   torch::Tensor loss = causal_lm_loss(model->forward(ids), ids) + model->aux_loss();
   loss.backward();
+  loss.item<double>();  // waits for a GPU to finish
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double peak_mb = peak_rss_mb();
 
-  std::printf("attention %s, T %lld, batch %lld, %d threads: forward+backward %.2f s, peak RSS %.0f MB "
+  // On a GPU the peaks are of host memory; the GPU's own is not measured here.
+  std::printf("attention %s, T %lld, batch %lld, %s, %d threads: forward+backward %.2f s, peak RSS %.0f MB "
               "(%.0f MB before the step)\n",
               args.kernel.c_str(), static_cast<long long>(args.seq_len), static_cast<long long>(args.batch),
-              torch::get_num_threads(), seconds, peak_mb, before_mb);
+              device.str().c_str(), torch::get_num_threads(), seconds, peak_mb, before_mb);
   nlohmann::json j = {{"bench", "attention"},       {"model", args.model},         {"kernel", args.kernel},
                       {"seq_len", args.seq_len},    {"batch", args.batch},         {"threads", torch::get_num_threads()},
                       {"step_time_sec", seconds},   {"peak_rss_mb", peak_mb},      {"rss_before_step_mb", before_mb},
@@ -75,6 +82,7 @@ forma::cli::CommandRegistration reg(82, [](CLI::App& app) {
   cmd->add_option("--kernel", args->kernel, "fused (scaled_dot_product_attention, default) or explicit");
   cmd->add_option("--threads", args->threads, "torch threads (default: LibTorch's)");
   cmd->add_option("--seed", args->seed, "weights and tokens (default 1234)");
+  add_device_option(cmd, &args->device);
   cmd->callback([args] { run_bench_attention(*args); });
 });
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "forma/cli/command.h"
+#include "forma/cli/model_inputs.h"
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/model/hf_io.h"
@@ -29,6 +30,7 @@ struct BenchTpArgs {
   bool sequence_parallel = false;
   int threads = 0;
   uint64_t seed = 1234;
+  std::string device = "auto";
 };
 
 // An HF folder loads its weights; a preset or config.json is initialised from the seed.
@@ -49,12 +51,16 @@ void run_bench_tp(const BenchTpArgs& args) {
   torch::set_num_threads(args.threads > 0 ? args.threads : std::max(1, cores / env.local_world_size));
   parallel::MeshShape shape;
   shape.tp = env.world_size;
-  parallel::DeviceMesh mesh(env, shape);
+  const torch::Device device = device_from_flag(args.device);
+  make_current(device);
+  parallel::DeviceMesh mesh(env, shape, std::chrono::minutes(5), device);  // NCCL on GPUs, Gloo on the CPU
   CausalLM model = bench_model(args);
+  model->to(device);
   model->train();
   auto plan = parallel::parallelize_tensor(model, mesh.group(parallel::Dim::tp), {args.sequence_parallel});
   torch::manual_seed(args.seed);  // the same tokens on every rank
-  torch::Tensor ids = torch::randint(0, model->config().vocab_size, {args.batch, args.seq_len + 1}, torch::kLong);
+  torch::Tensor ids =
+      torch::randint(0, model->config().vocab_size, {args.batch, args.seq_len + 1}, torch::kLong).to(device);
   torch::Tensor inputs = ids.slice(1, 0, -1), targets = ids.slice(1, 1);
 
   std::vector<double> seconds;
@@ -110,6 +116,7 @@ forma::cli::CommandRegistration reg(81, [](CLI::App& app) {
   cmd->add_flag("--sequence-parallel", args->sequence_parallel, "split norms and residuals along the sequence");
   cmd->add_option("--threads", args->threads, "torch threads per rank (default: cores / LOCAL_WORLD_SIZE)");
   cmd->add_option("--seed", args->seed, "weights (unless an HF folder) and tokens (default 1234)");
+  add_device_option(cmd, &args->device);
   cmd->callback([args] { run_bench_tp(*args); });
 });
 
