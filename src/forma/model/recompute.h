@@ -1,8 +1,8 @@
-// Activation recomputation ("gradient checkpointing") for one decoder layer. LibTorch 1.13 has no
-// torch::utils::checkpoint in C++, so this is a custom autograd Function: its forward runs the
-// layer without recording a graph (only the layer input is kept), and its backward reruns the
-// layer with grad mode on and differentiates that rerun w.r.t. the input and the layer's
-// parameters. The layer must be deterministic (forma's layers have no dropout).
+// Activation recomputation ("gradient checkpointing") for one decoder layer. LibTorch's C++ API
+// (2.15 too) has no torch::utils::checkpoint, so this is a custom autograd Function: its forward
+// runs the layer without recording a graph (only the layer input is kept), and its backward
+// reruns the layer with grad mode on and differentiates that rerun w.r.t. the input and the
+// layer's parameters. The layer must be deterministic (forma's layers have no dropout).
 #pragma once
 #include <torch/torch.h>
 
