@@ -189,7 +189,7 @@ StepResult Trainer::step() {
   r.loss = dp_.sum(loss_sum.item<double>()) / static_cast<double>(t.grad_accum_steps);
   r.lr = schedule_->at(state_.step + 1);
   // fp16: every rank skips the update when any rank's gradients overflowed (their sum would too).
-  const bool finite = !dp_.any(!loss_scaler_.unscale(trainable_));
+  const bool finite = !loss_scaler_.enabled() || !dp_.any(!loss_scaler_.unscale(trainable_));
   loss_scaler_.update(finite);
   if (finite) {
     check(std::isfinite(r.loss), "training diverged: loss is {} at step {} (lower optimizer.lr?)", r.loss,
