@@ -58,3 +58,30 @@ TEST(Device, EnvCommandReportsTheBuild) {
 
 }  // namespace
 }  // namespace forma
+
+namespace forma {
+namespace {
+
+int threads_of_bench(const std::string& flags) {
+  auto r = test::run_forma("bench generate --model '" + test::fixture("hf-tiny/llama") +
+                               "' --batch-sizes 1 --pp 4 --tg 2 --reps 1 --json --device cpu " + flags,
+                           false);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.exit_code == 0 ? nlohmann::json::parse(r.output).at(0).at("threads").get<int>() : -1;
+}
+
+TEST(Threads, DefaultIsTheAffinityMasksCoresAndTheFlagSetsThem) {
+  // nproc counts the cores this process may run on (its affinity mask), as --threads' default does.
+  auto nproc = test::run_command("nproc", false);
+  ASSERT_EQ(nproc.exit_code, 0);
+  EXPECT_EQ(threads_of_bench(""), std::stoi(nproc.output));
+  EXPECT_EQ(threads_of_bench("--threads 1"), 1);
+  auto pinned = test::run_command("taskset -c 0 '" + test::forma_binary() + "' env --json", false);
+  if (pinned.exit_code == 0) EXPECT_EQ(nlohmann::json::parse(pinned.output)["threads"], 1) << pinned.output;
+  auto bad = test::run_forma("generate --model '" + test::fixture("hf-tiny/llama") + "' --prompt-ids 1 --threads 100000");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("--threads"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace forma

@@ -33,6 +33,7 @@ struct BenchGenerateArgs {
   uint64_t seed = 0;
   std::string dtype = "fp32";
   std::string device = "auto";
+  int threads = 0;
   bool json = false;
 };
 
@@ -103,6 +104,7 @@ double run_once(CausalLM& model, int64_t batch, int64_t pp, int64_t tg, std::mt1
 }
 
 void run_bench_generate(const BenchGenerateArgs& args) {
+  apply_threads(args.threads);
   check(args.pp >= 1 && args.tg >= 1 && args.reps >= 1, "--pp, --tg and --reps must be >= 1");
   std::vector<int64_t> batch_sizes;
   for (int32_t b : parse_token_ids(args.batch_sizes, "--batch-sizes")) {
@@ -170,6 +172,7 @@ CommandRegistration reg(81, [](CLI::App& app) {
   cmd->add_option("--seed", args->seed, "seed of the random prompt ids (default 0)");
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
+  add_threads_option(cmd, &args->threads);
   cmd->add_flag("--json", args->json, "print a JSON array instead of the table");
   cmd->callback([args] { run_bench_generate(*args); });
 });

@@ -34,6 +34,7 @@ struct ChatArgs {
   std::string system;
   std::string dtype = "fp32";
   std::string device = "auto";
+  int threads = 0;
   bool json = false;
   GenerationFlags flags;
 };
@@ -86,6 +87,7 @@ bool run_slash_command(const std::string& line, infer::ChatSession* session, boo
 }
 
 void run_chat(const ChatArgs& args) {
+  apply_threads(args.threads);
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
   const LoadOptions load_options{parse_compute_dtype(args.dtype, load_model_config(args.model_dir), "--dtype"),
                                  device_from_flag(args.device)};
@@ -145,6 +147,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
   args->flags.add_to(cmd);
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
+  add_threads_option(cmd, &args->threads);
   cmd->callback([args] { run_chat(*args); });
 });
 

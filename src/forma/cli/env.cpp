@@ -13,6 +13,7 @@
 #include <string>
 
 #include "forma/cli/command.h"
+#include "forma/cli/model_inputs.h"
 #include "forma/model/device.h"
 #include "forma/parallel/nccl_group.h"
 
@@ -68,7 +69,8 @@ void run_env(bool json) {
       {"cpu_capability", at::get_cpu_capability()},
       {"cpu", cpu_model()},
       {"cpu_features", cpu_vector_features()},
-      {"threads", at::get_num_threads()},
+      {"threads", default_threads()},
+      {"libtorch_default_threads", at::get_num_threads()},
       {"default_device", resolve_device("auto", "auto").str()},
   };
   if (json) {
@@ -88,7 +90,8 @@ void run_env(bool json) {
   std::printf("oneDNN          %s\n", at::hasMKLDNN() ? "yes" : "no");
   std::printf("CPU             %s\n", j["cpu"].get<std::string>().c_str());
   std::printf("CPU kernels     %s (features: %s)\n", at::get_cpu_capability().c_str(), features.c_str());
-  std::printf("threads         %d intra-op\n", at::get_num_threads());
+  std::printf("threads         %d (--threads default: the cores of this process's affinity mask); LibTorch's own "
+              "default %d\n", default_threads(), at::get_num_threads());
 }
 
 CommandRegistration reg(95, [](CLI::App& app) {

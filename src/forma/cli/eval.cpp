@@ -20,6 +20,7 @@ struct EvalOptions {
   std::string model, task, data, out;
   std::string dtype = "fp32";
   std::string device = "auto";
+  int threads = 0;
   int64_t limit = 0, max_length = 0, stride = 0, max_new_tokens = 32;
   std::vector<std::string> stop = {"\n"};
 };
@@ -49,6 +50,7 @@ forma::eval::TaskScore run_perplexity(forma::eval::Scorer& scorer, const forma::
 }
 
 void run_eval(const EvalOptions& o) {
+  forma::cli::apply_threads(o.threads);
   const forma::LoadOptions load_options{
       forma::parse_compute_dtype(o.dtype, forma::load_model_config(o.model), "--dtype"),
       forma::cli::device_from_flag(o.device)};
@@ -102,6 +104,7 @@ forma::cli::CommandRegistration reg(60, [](CLI::App& app) {
   cmd->add_option("--out", o->out, "write a JSON report here");
   forma::cli::add_dtype_option(cmd, &o->dtype);
   forma::cli::add_device_option(cmd, &o->device);
+  forma::cli::add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_eval(*o); });
 });
 

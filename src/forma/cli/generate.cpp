@@ -32,6 +32,7 @@ struct GenerateArgs {
   int64_t max_batch = 32;
   std::string dtype = "fp32";
   std::string device = "auto";
+  int threads = 0;
   bool no_cache = false;
   bool json = false;
   GenerationFlags flags;
@@ -69,6 +70,7 @@ void run_prompts_file(const GenerateArgs& args, const std::vector<infer::PromptL
 }
 
 void run_generate(const GenerateArgs& args) {
+  apply_threads(args.threads);
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
   const bool batch = !args.prompts_file.empty();
   if (batch) {
@@ -131,6 +133,7 @@ CommandRegistration reg(40, [](CLI::App& app) {
   args->flags.add_to(cmd);
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
+  add_threads_option(cmd, &args->threads);
   cmd->add_flag("--no-cache", args->no_cache, "rerun the whole sequence for every token (no KV cache)");
   cmd->add_flag("--json", args->json, "print one JSON object (prompt_ids, output_ids, text, stop_reason)");
   cmd->callback([args] { run_generate(*args); });

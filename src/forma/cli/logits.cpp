@@ -22,9 +22,11 @@ struct LogitsArgs {
   std::string out;
   std::string dtype = "fp32";
   std::string device = "auto";
+  int threads = 0;
 };
 
 void run_logits(const LogitsArgs& args) {
+  apply_threads(args.threads);
   check(std::filesystem::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
   auto tokenizer = load_folder_tokenizer(args.model_dir);
   const std::vector<int32_t> ids = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
@@ -60,6 +62,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
   cmd->add_option("--out", args->out, "output .safetensors file: \"logits\" [T, V] fp32, \"input_ids\" [T] int64")
       ->required();
   add_device_option(cmd, &args->device);
+  add_threads_option(cmd, &args->threads);
   auto* dtype = add_dtype_option(cmd, &args->dtype);
   dtype->description(dtype->get_description() + ". The logits are written in fp32 either way");
   cmd->callback([args] { run_logits(*args); });

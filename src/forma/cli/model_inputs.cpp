@@ -1,5 +1,8 @@
 #include "forma/cli/model_inputs.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <climits>
 #include <filesystem>
 #include <sstream>
@@ -27,6 +30,25 @@ CLI::Option* add_device_option(CLI::App* command, std::string* device) {
 torch::Device device_from_flag(const std::string& text) {
   const auto env = parallel::detect_dist_env();
   return resolve_device(text, "--device", env.world_size > 1 ? env.local_rank : -1);
+}
+
+CLI::Option* add_threads_option(CLI::App* command, int* threads) {
+  return command->add_option("--threads", *threads,
+                             "compute threads (default 0: the cores this process may run on, divided among the "
+                             "workers forma launch started on this node)");
+}
+
+int default_threads() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  const int cores = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 1;
+  return std::max(1, cores / std::max(1, parallel::detect_dist_env().local_world_size));
+}
+
+void apply_threads(int threads) {
+  check(threads >= 0 && threads <= 4096, "--threads: {} is not a thread count (0 for the default, or 1 to 4096)",
+        threads);
+  torch::set_num_threads(threads > 0 ? threads : default_threads());
 }
 
 bool has_tokenizer_files(const std::string& dir) {

@@ -22,6 +22,14 @@ CLI::Option* add_device_option(CLI::App* command, std::string* device);
 // The device --device names; under a launcher "cuda" and "auto" take the local rank's GPU.
 torch::Device device_from_flag(const std::string& text);
 
+// Adds --threads N: LibTorch's intra-op threads (default 0: the cores this process may run on, from
+// its affinity mask, divided among the workers a launcher started on this node).
+CLI::Option* add_threads_option(CLI::App* command, int* threads);
+// Sets the threads --threads asks for (0: the default above); errors name the flag.
+void apply_threads(int threads);
+// The default of --threads.
+int default_threads();
+
 // Whether `dir` holds a tokenizer load_tokenizer can read (tokenizer.json, tokenizer.model,
 // encoder.json or *.tiktoken).
 bool has_tokenizer_files(const std::string& dir);
