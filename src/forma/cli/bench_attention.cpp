@@ -39,7 +39,7 @@ void run_bench_attention(const BenchAttentionArgs& args) {
   check(args.batch > 0 && args.seq_len > 1, "--batch must be > 0 and --seq-len > 1");
   check(args.kernel == "fused" || args.kernel == "explicit", "--kernel must be fused or explicit, not '{}'",
         args.kernel);
-  if (args.threads > 0) torch::set_num_threads(args.threads);
+  apply_threads(args.threads);
   // The sequence may exceed max_position_embeddings: RoPE tables are computed for any length, and
   // this measures memory, not the quality of positions the model never trained on.
   CausalLM model(load_model_config(args.model));
@@ -80,7 +80,7 @@ forma::cli::CommandRegistration reg(82, [](CLI::App& app) {
   cmd->add_option("--seq-len", args->seq_len, "tokens per sequence (default 2048)");
   cmd->add_option("--batch", args->batch, "sequences (default 1)");
   cmd->add_option("--kernel", args->kernel, "fused (scaled_dot_product_attention, default) or explicit");
-  cmd->add_option("--threads", args->threads, "torch threads (default: LibTorch's)");
+  add_threads_option(cmd, &args->threads);
   cmd->add_option("--seed", args->seed, "weights and tokens (default 1234)");
   add_device_option(cmd, &args->device);
   cmd->callback([args] { run_bench_attention(*args); });

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 
 #include "forma/cli/command.h"
 #include "forma/cli/model_inputs.h"
@@ -47,8 +46,7 @@ void run_bench_tp(const BenchTpArgs& args) {
   auto env = parallel::detect_dist_env();
   // By default the cores of a node are divided among its ranks, so that runs with 1 and N
   // processes use the same cores.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(args.threads > 0 ? args.threads : std::max(1, cores / env.local_world_size));
+  apply_threads(args.threads);
   parallel::MeshShape shape;
   shape.tp = env.world_size;
   const torch::Device device = device_from_flag(args.device);
@@ -114,7 +112,7 @@ forma::cli::CommandRegistration reg(81, [](CLI::App& app) {
   cmd->add_option("--steps", args->steps, "timed steps (default 10)");
   cmd->add_option("--warmup", args->warmup, "untimed steps first (default 2)");
   cmd->add_flag("--sequence-parallel", args->sequence_parallel, "split norms and residuals along the sequence");
-  cmd->add_option("--threads", args->threads, "torch threads per rank (default: cores / LOCAL_WORLD_SIZE)");
+  add_threads_option(cmd, &args->threads);
   cmd->add_option("--seed", args->seed, "weights (unless an HF folder) and tokens (default 1234)");
   add_device_option(cmd, &args->device);
   cmd->callback([args] { run_bench_tp(*args); });
