@@ -124,3 +124,23 @@ TEST(Recipe, ParallelSectionDefaultsValuesAndRefusals) {
 
 }  // namespace
 }  // namespace forma::train
+
+namespace forma::train {
+namespace {
+
+TEST(Recipe, DuplicateKeyIsAnErrorNamingBothLines) {
+  auto e = error_of(std::string(kMinimal) + "  micro_batch_size: 2\n  seq_len: 64\n");
+  EXPECT_NE(e.find("r.yaml:8:3: training.seq_len: duplicate key (first at line 6)"), std::string::npos) << e;
+  auto section = error_of(std::string(kMinimal) + "training:\n  seq_len: 64\n");
+  EXPECT_NE(section.find("r.yaml:7:1: training: duplicate key (first at line 5)"), std::string::npos) << section;
+}
+
+TEST(Recipe, ThreadsBeyondWhatTheMachineCanRunAreRefused) {
+  auto e = error_of(kMinimal, {"training.threads=100000"});
+  EXPECT_NE(e.find("training.threads"), std::string::npos) << e;
+  EXPECT_NE(e.find("cores"), std::string::npos) << e;
+  EXPECT_EQ(error_of(kMinimal, {"training.threads=2"}), "");
+}
+
+}  // namespace
+}  // namespace forma::train

@@ -94,7 +94,7 @@ void run_chat(const ChatArgs& args) {
   check(has_tokenizer_files(args.model_dir),
         "--model: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or *.tiktoken)",
         args.model_dir);
-  std::unique_ptr<tok::Tokenizer> tokenizer = tok::load_tokenizer(args.model_dir);
+  std::unique_ptr<tok::Tokenizer> tokenizer = load_folder_tokenizer(args.model_dir);
   chat::ChatTemplate chat_template = load_template(args);
   CausalLM model = load_pretrained(args.model_dir, load_options);
   auto config = infer::load_generation_defaults(args.model_dir, model->config(), tokenizer.get());

@@ -57,6 +57,28 @@ std::vector<int64_t> document_lengths(const forma::data::IndexedDataset& dataset
   return lengths;
 }
 
+// Counts the ids at or beyond vocab_size (or negative) in the whole dataset, printing the first few
+// with their document and position: the ids training would stop at.
+int64_t report_ids_outside(const forma::data::IndexedDataset& dataset, int32_t vocab_size) {
+  int64_t outside = 0;
+  for (int64_t d = 0; d < dataset.document_count(); ++d) {
+    int64_t position = 0;
+    for (int64_t s = dataset.document_begin(d); s < dataset.document_begin(d + 1); ++s) {
+      for (int32_t id : dataset.sequence(s)) {
+        if (id < 0 || id >= vocab_size) {
+          if (++outside <= 10) {
+            std::printf("outside vocabulary: document %lld, token %lld: id %d\n", static_cast<long long>(d),
+                        static_cast<long long>(position), id);
+          }
+        }
+        ++position;
+      }
+    }
+  }
+  std::printf("ids outside the vocabulary (%d ids): %lld\n", vocab_size, static_cast<long long>(outside));
+  return outside;
+}
+
 void run_info(const InfoArgs& a) {
   forma::data::IndexedDataset dataset(a.prefix);
   std::printf("dataset    %s\n", a.prefix.c_str());
@@ -80,11 +102,17 @@ void run_info(const InfoArgs& a) {
     std::printf("samples    %lld of %d + 1 tokens\n",
                 static_cast<long long>(tokens > a.seq_len ? (tokens - 1) / a.seq_len : 0), a.seq_len);
   }
-  if (!a.tokenizer.empty() && dataset.sequence_count() > 0) {
+  if (!a.tokenizer.empty()) {
     auto tokenizer = forma::tok::load_tokenizer(a.tokenizer);
-    std::vector<int32_t> ids = dataset.sequence(0);
-    ids.resize(std::min<size_t>(ids.size(), 64));
-    std::printf("document 0 begins: %s\n", tokenizer->decode(ids).c_str());
+    const int64_t outside = report_ids_outside(dataset, tokenizer->vocab_size());
+    if (dataset.sequence_count() > 0) {
+      std::vector<int32_t> ids = dataset.sequence(0);
+      ids.resize(std::min<size_t>(ids.size(), 64));
+      std::erase_if(ids, [&](int32_t id) { return id < 0 || id >= tokenizer->vocab_size(); });
+      std::printf("document 0 begins: %s\n", tokenizer->decode(ids).c_str());
+    }
+    forma::check(outside == 0, "{}: {} token ids are outside the tokenizer's vocabulary ({} ids): was it "
+                 "prepared with another tokenizer?", a.prefix, outside, tokenizer->vocab_size());
   }
 }
 

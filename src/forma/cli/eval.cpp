@@ -51,12 +51,17 @@ forma::eval::TaskScore run_perplexity(forma::eval::Scorer& scorer, const forma::
 
 void run_eval(const EvalOptions& o) {
   forma::cli::apply_threads(o.threads);
-  const forma::LoadOptions load_options{
-      forma::parse_compute_dtype(o.dtype, forma::load_model_config(o.model), "--dtype"),
-      forma::cli::device_from_flag(o.device)};
+  const forma::ModelConfig config = forma::load_model_config(o.model);
+  forma::check(o.max_length <= config.max_position_embeddings,
+               "--max-length: {} exceeds the model's context ({} positions: max_position_embeddings in {})",
+               o.max_length, config.max_position_embeddings, config.source);
+  const forma::LoadOptions load_options{forma::parse_compute_dtype(o.dtype, config, "--dtype"),
+                                        forma::cli::device_from_flag(o.device)};
   auto model = forma::load_pretrained(o.model, load_options);
   model->eval();
-  auto tokenizer = forma::tok::load_tokenizer(o.model);
+  auto tokenizer = forma::cli::load_folder_tokenizer(o.model);
+  forma::check(tokenizer != nullptr, "--model: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + "
+               "vocab.bpe or *.tiktoken)", o.model);
   forma::eval::ModelScorer scorer(*model);
   forma::eval::TaskScore score;
   if (o.task == "perplexity") {

@@ -1,7 +1,11 @@
 #include "forma/cli/generation_flags.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+
+#include "forma/core/error.h"
 
 namespace forma::cli {
 
@@ -32,8 +36,11 @@ void GenerationFlags::apply(infer::GenerationConfig* config) const {
 }
 
 void write_stdout(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
+  errno = 0;
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+    // Output nobody receives is lost work: stop now (exit 1) instead of generating on.
+    fail("writing standard output: {}", errno ? std::strerror(errno) : "write failed");
+  }
 }
 
 }  // namespace forma::cli

@@ -30,7 +30,8 @@ class GenerationFlags {
               *seed_flag_ = nullptr, *stop_flag_ = nullptr;
 };
 
-// Writes `text` to stdout and flushes, so streamed text appears as it is generated.
+// Writes `text` to stdout and flushes, so streamed text appears as it is generated. A write that
+// fails (a full disk, a closed stdout) throws forma::Error with the reason.
 void write_stdout(std::string_view text);
 
 }  // namespace forma::cli

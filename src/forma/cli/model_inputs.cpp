@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "forma/core/error.h"
+#include "forma/core/system.h"
+#include "forma/model/config.h"
 #include "forma/parallel/dist_env.h"
 
 namespace forma::cli {
@@ -39,15 +41,11 @@ CLI::Option* add_threads_option(CLI::App* command, int* threads) {
 }
 
 int default_threads() {
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  const int cores = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 1;
-  return std::max(1, cores / std::max(1, parallel::detect_dist_env().local_world_size));
+  return std::max(1, available_cores() / std::max(1, parallel::detect_dist_env().local_world_size));
 }
 
 void apply_threads(int threads) {
-  check(threads >= 0 && threads <= 4096, "--threads: {} is not a thread count (0 for the default, or 1 to 4096)",
-        threads);
+  check_thread_count(threads, "--threads");
   torch::set_num_threads(threads > 0 ? threads : default_threads());
 }
 
@@ -62,7 +60,13 @@ bool has_tokenizer_files(const std::string& dir) {
 }
 
 std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir) {
-  return has_tokenizer_files(dir) ? tok::load_tokenizer(dir) : nullptr;
+  if (!has_tokenizer_files(dir)) return nullptr;
+  auto tokenizer = tok::load_tokenizer(dir);
+  const ModelConfig config = load_model_config(dir);
+  check(tokenizer->vocab_size() <= config.vocab_size,
+        "{}: the tokenizer has {} ids but the model's vocabulary has {} (vocab_size in {}): the tokenizer does not "
+        "belong to this model", dir, tokenizer->vocab_size(), config.vocab_size, config.source);
+  return tokenizer;
 }
 
 std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag) {

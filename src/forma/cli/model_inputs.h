@@ -35,7 +35,8 @@ int default_threads();
 bool has_tokenizer_files(const std::string& dir);
 
 // The folder's tokenizer (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe or *.tiktoken),
-// or null when it has none of those files.
+// or null when it has none of those files. A tokenizer with more ids than the model's vocabulary
+// (config.json's vocab_size) is an error: its extra ids have no embedding.
 std::unique_ptr<tok::Tokenizer> load_folder_tokenizer(const std::string& dir);
 
 // "1, 2,3" -> {1, 2, 3}; errors name `flag` and the offending item.

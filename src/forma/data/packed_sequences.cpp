@@ -35,8 +35,8 @@ DocumentSplit split_documents(int64_t documents, double valid_fraction, uint64_t
 
 PackedSequences::PackedSequences(std::shared_ptr<const IndexedDataset> dataset,
                                  const std::vector<int64_t>& documents, int seq_len, bool shuffle,
-                                 uint64_t seed)
-    : dataset_(std::move(dataset)), seq_len_(seq_len), shuffle_(shuffle), seed_(seed) {
+                                 uint64_t seed, int64_t vocab_size)
+    : dataset_(std::move(dataset)), seq_len_(seq_len), vocab_size_(vocab_size), shuffle_(shuffle), seed_(seed) {
   check(seq_len >= 1, "seq_len must be at least 1, not {}", seq_len);
   piece_starts_.push_back(0);
   for (int64_t d : documents) {
@@ -62,11 +62,34 @@ void PackedSequences::read_stream(int64_t begin, int64_t count, int32_t* out) co
     int64_t offset = begin - piece_starts_[piece];
     int64_t take = std::min(count, piece_starts_[piece + 1] - begin);
     dataset_->read(pieces_[piece], offset, take, out);
+    if (vocab_size_ > 0) check_ids(piece, offset, take, out);
     out += take;
     begin += take;
     count -= take;
     ++piece;
   }
+}
+
+void PackedSequences::check_ids(size_t piece, int64_t offset, int64_t count, const int32_t* ids) const {
+  // One compare per token: nothing next to the model's forward pass, and a bad id never reaches
+  // the embedding (where LibTorch would stop with "index out of range" and no checkpoint).
+  int32_t bad_count = 0;
+  for (int64_t i = 0; i < count; ++i) bad_count += (ids[i] < 0) | (ids[i] >= vocab_size_);
+  if (bad_count == 0) return;
+  int64_t i = 0;
+  while (ids[i] >= 0 && ids[i] < vocab_size_) ++i;
+  // The document holding sequence pieces_[piece], and the id's position within that document.
+  const int64_t sequence = pieces_[piece];
+  int64_t lo = 0, hi = dataset_->document_count();  // last document d with document_begin(d) <= sequence
+  while (hi - lo > 1) {
+    int64_t mid = (lo + hi) / 2;
+    (dataset_->document_begin(mid) <= sequence ? lo : hi) = mid;
+  }
+  int64_t position = offset + i;
+  for (int64_t s = dataset_->document_begin(lo); s < sequence; ++s) position += dataset_->sequence_length(s);
+  fail("{}: document {}, token {}: id {} is outside the model's vocabulary (ids 0..{}): was the data "
+       "prepared with another tokenizer? (forma data info {} --tokenizer ... lists every such id)",
+       dataset_->prefix(), lo, position, ids[i], vocab_size_ - 1, dataset_->prefix());
 }
 
 std::shared_ptr<const std::vector<int64_t>> PackedSequences::order_for_epoch(int64_t epoch) const {

@@ -23,7 +23,7 @@ class PackedSequences : public TokenSequences {
   // documents: the document ids whose tokens form the stream, in stream order.
   // shuffle: visit samples in a per-epoch permutation seeded from `seed`; else in stream order.
   PackedSequences(std::shared_ptr<const IndexedDataset> dataset, const std::vector<int64_t>& documents,
-                  int seq_len, bool shuffle, uint64_t seed);
+                  int seq_len, bool shuffle, uint64_t seed, int64_t vocab_size = 0);
 
   int64_t size() const override { return samples_; }
   int seq_len() const override { return seq_len_; }
@@ -37,11 +37,15 @@ class PackedSequences : public TokenSequences {
 
  private:
   std::shared_ptr<const std::vector<int64_t>> order_for_epoch(int64_t epoch) const;
+  // Stops on the first id of piece `piece` (tokens [offset, offset + count), read into ids) that is
+  // not below vocab_size_, naming the document and the id's position in it.
+  void check_ids(size_t piece, int64_t offset, int64_t count, const int32_t* ids) const;
 
   std::shared_ptr<const IndexedDataset> dataset_;
   std::vector<int64_t> pieces_;        // sequence ids of the stream, in order
   std::vector<int64_t> piece_starts_;  // stream offset of each piece, plus the total at the end
   int seq_len_;
+  int64_t vocab_size_;
   int64_t samples_ = 0;
   bool shuffle_;
   uint64_t seed_;

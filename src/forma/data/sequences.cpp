@@ -30,7 +30,7 @@ std::unique_ptr<PackedSequences> open_one(const std::string& prefix, const DataS
   DocumentSplit documents = split_documents(dataset->document_count(), spec.valid_fraction, spec.seed);
   bool train = split == Split::train;
   auto sequences = std::make_unique<PackedSequences>(dataset, train ? documents.train : documents.valid,
-                                                     spec.seq_len, train, seed);
+                                                     spec.seq_len, train, seed, spec.vocab_size);
   check(sequences->size() > 0,
         "{}: its {} split ({} documents, {} tokens) has fewer than seq_len + 1 = {} tokens", prefix,
         train ? "train" : "valid", train ? documents.train.size() : documents.valid.size(),

@@ -35,6 +35,9 @@ struct DataSpec {
   int seq_len = 0;                    // T: each sample has T + 1 tokens
   double valid_fraction = 0.0;        // fraction of documents held out, in [0, 1)
   uint64_t seed = 1234;
+  // Ids must be below this (the model's vocabulary); every sample read is checked, and an id
+  // outside it stops with the dataset, document and position. 0: unchecked (no model to check by).
+  int64_t vocab_size = 0;
 };
 
 enum class Split { train, valid };

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -195,6 +196,42 @@ void read_llama_family_fields(FieldReader& r, const TypeDefaults& d, ModelConfig
   c.router_aux_loss_coef = r.number("router_aux_loss_coef", d.router_aux_loss_coef);
 }
 
+// Upper bounds on sizes from an untrusted config.json, far above any published model, so that
+// every size product below stays exact in int64 and a nonsense value is refused here, by name,
+// instead of reaching LibTorch's allocator. Token ids are int32 in forma, hence the vocabulary cap.
+constexpr int64_t kMaxVocab = INT32_MAX;
+constexpr int64_t kMaxWidth = int64_t{1} << 24;  // hidden, intermediate, head_dim: 16 M
+constexpr int64_t kMaxCount = int64_t{1} << 16;  // layers, heads, experts: 65,536
+constexpr int64_t kMaxPositions = INT32_MAX;
+constexpr double kMaxParameters = 1e15;           // a thousand times the largest published models
+
+void validate_sizes(const ModelConfig& c) {
+  auto at_most = [&](int64_t v, int64_t limit, const char* field) {
+    check(v <= limit, "{}: field '{}' is {}, more than forma accepts ({})", c.source, field, v, limit);
+  };
+  at_most(c.vocab_size, kMaxVocab, "vocab_size");
+  at_most(c.hidden_size, kMaxWidth, "hidden_size");
+  at_most(c.intermediate_size, kMaxWidth, "intermediate_size");
+  at_most(c.head_dim, kMaxWidth, "head_dim");
+  at_most(c.num_hidden_layers, kMaxCount, "num_hidden_layers");
+  at_most(c.num_attention_heads, kMaxCount, "num_attention_heads");
+  at_most(c.num_key_value_heads, kMaxCount, "num_key_value_heads");
+  at_most(c.num_local_experts, kMaxCount, "num_local_experts");
+  at_most(c.max_position_embeddings, kMaxPositions, "max_position_embeddings");
+  // Within those bounds the parameter count can still be absurd (and overflow int64): estimate it in
+  // floating point first.
+  const double d = static_cast<double>(c.hidden_size);
+  const double attention = d * static_cast<double>(c.head_dim) *
+                           static_cast<double>(2 * c.num_attention_heads + 2 * c.num_key_value_heads);
+  const double mlp = 3.0 * d * static_cast<double>(c.intermediate_size) *
+                     static_cast<double>(std::max<int64_t>(c.num_local_experts, 1));
+  const double params = static_cast<double>(c.num_hidden_layers) * (attention + mlp) +
+                        2.0 * static_cast<double>(c.vocab_size) * d;
+  check(params <= kMaxParameters, "{}: these sizes describe a model of about {:.3g} parameters, more than forma "
+        "accepts ({:.0e}): check vocab_size, hidden_size, intermediate_size and num_hidden_layers",
+        c.source, params, kMaxParameters);
+}
+
 void validate(const ModelConfig& c) {
   const std::string& s = c.source;
   auto positive = [&](int64_t v, const char* field) {
@@ -208,6 +245,10 @@ void validate(const ModelConfig& c) {
   positive(c.num_key_value_heads, "num_key_value_heads");
   positive(c.head_dim, "head_dim");
   positive(c.max_position_embeddings, "max_position_embeddings");
+  check(c.num_local_experts >= 0, "{}: field 'num_local_experts' must not be negative, got {}", s,
+        c.num_local_experts);
+  if (c.model_type == "mixtral") positive(c.num_local_experts, "num_local_experts");
+  validate_sizes(c);
   check(c.num_attention_heads % c.num_key_value_heads == 0,
         "{}: field 'num_key_value_heads' ({}) must divide num_attention_heads ({})", s,
         c.num_key_value_heads, c.num_attention_heads);

@@ -1,6 +1,7 @@
 #include "forma/model/hf_io.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -9,6 +10,8 @@
 #include "forma/core/files.h"
 #include "forma/core/log.h"
 #include "forma/core/progress.h"
+#include "forma/core/system.h"
+#include "forma/model/model_stats.h"
 #include "forma/model/tensor_io.h"
 
 namespace forma {
@@ -85,6 +88,27 @@ void copy_in_blocks(torch::Tensor& param, const torch::Tensor& source,
   }
 }
 
+// Before building anything: could the weights on disk be the model config.json describes, and does
+// that model fit in memory? A config.json that does not belong to its weights (1,000,000 layers over
+// 2) would otherwise be built, for minutes or until the allocator gives up, before the first tensor
+// is compared. The tensor-by-tensor check (names, shapes) follows in load_hf_state_dict.
+void check_config_fits_weights(const ModelConfig& config, const StateDict& views, const std::string& dir,
+                               torch::ScalarType dtype) {
+  int64_t layers_on_disk = 0;
+  for (const auto& [name, t] : architecture_for(config).from_hf(views, config)) {
+    // forma's names: model.layers.N....
+    if (name.rfind("model.layers.", 0) == 0) {
+      layers_on_disk = std::max<int64_t>(layers_on_disk, std::atoll(name.c_str() + 13) + 1);
+    }
+  }
+  check(layers_on_disk >= config.num_hidden_layers,
+        "{}/config.json: num_hidden_layers is {} but the weights in {} hold {} layers: the config does not belong to "
+        "these weights", dir, config.num_hidden_layers, dir, layers_on_disk);
+  const int64_t parameters = count_parameters(config).total;
+  check_fits_in_memory(static_cast<double>(parameters) * static_cast<double>(c10::elementSize(dtype)),
+                       fmt::format("{} ({} parameters in {})", dir, parameters, compute_dtype_name(dtype)));
+}
+
 }  // namespace
 
 std::map<std::string, std::string> hf_weight_files(const std::string& dir) {
@@ -158,6 +182,7 @@ CausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
   ModelConfig config = load_model_config(dir + "/config.json");
   const auto start = std::chrono::steady_clock::now();
   const MappedWeights weights = map_weights(dir);
+  check_config_fits_weights(config, weights.views, dir, options.dtype);
   CausalLM model(config, options.dtype);
   const auto built = std::chrono::steady_clock::now();
   load_hf_state_dict(model, weights.views, dir, weights.file_of,

@@ -72,7 +72,9 @@ DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::
   try {
     store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
   } catch (const std::exception& e) {
-    fail("rendezvous at {}:{} failed: {}", env.master_addr, env.master_port, e.what());
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    fail("rendezvous at {}:{} failed: {}", env.master_addr, env.master_port,
+         c10_error ? c10_error->what_without_backtrace() : e.what());
   }
   // Gloo binds to the address this host uses to reach the master: loopback when the master is local.
   bool local = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";

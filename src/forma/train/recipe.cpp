@@ -8,6 +8,7 @@
 
 #include "forma/core/error.h"
 #include "forma/core/files.h"
+#include "forma/core/system.h"
 
 namespace forma::train {
 namespace {
@@ -202,7 +203,9 @@ void read_training(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.require(t.grad_accum_steps > 0, "grad_accum_steps", "must be > 0");
   s.require(t.seq_len > 1, "seq_len", "must be > 1");
   s.require(t.max_steps > 0, "max_steps", "must be > 0");
-  s.require(t.threads >= 0, "threads", "must be >= 0");
+  s.require(t.threads >= 0 && t.threads <= max_threads(), "threads",
+            fmt::format("must be 0 (the default) or 1 to {} (this process may run on {} cores)", max_threads(),
+                        available_cores()));
   s.require(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", "precision",
             "must be fp32, bf16 or fp16");
   s.require(t.device == "auto" || t.device == "cpu" || t.device == "cuda" || t.device.rfind("cuda:", 0) == 0,
@@ -294,6 +297,26 @@ void read_parallel(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.finish();
 }
 
+// YAML lets a mapping repeat a key, and yaml-cpp keeps the first silently: a recipe that sets
+// training.seq_len twice would train with the value the user did not edit last. Refuse it.
+void reject_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& source) {
+  if (node.IsSequence()) {
+    for (const auto& item : node) reject_duplicate_keys(item, path, source);
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+    const std::string full = path.empty() ? key : path + "." + key;
+    const YAML::Mark mark = it->first.Mark();
+    auto [first, inserted] = seen.emplace(key, mark);
+    check(inserted, "{}:{}:{}: {}: duplicate key (first at line {})", source, mark.line + 1, mark.column + 1, full,
+          first->second.line + 1);
+    reject_duplicate_keys(it->second, full, source);
+  }
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name,
@@ -307,6 +330,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name
   }
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   check(root.IsMap(), "{}: a recipe must be a mapping of sections", source_name);
+  reject_duplicate_keys(root, "", source_name);
   for (auto& arg : overrides) apply_override(root, arg, &origins);
 
   static const std::set<std::string> kSections{"model",    "tokenizer", "data",       "training", "optimizer",

@@ -8,6 +8,7 @@
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/core/progress.h"
+#include "forma/core/system.h"
 #include "forma/model/device.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/model_stats.h"
@@ -90,10 +91,30 @@ void Trainer::setup_parallel() {
             recipe_.training.grad_accum_steps / shape.dp, recipe_.training.grad_accum_steps);
 }
 
+void Trainer::check_sizes(const ModelConfig& config) const {
+  const auto& t = recipe_.training;
+  check(t.seq_len <= config.max_position_embeddings,
+        "{}: training.seq_len: {} exceeds the model's max_position_embeddings ({}, in {})", recipe_.source,
+        t.seq_len, config.max_position_embeddings, config.source);
+  if (!device_.is_cpu()) return;  // a GPU's memory is LibTorch's to report
+  // A lower bound on what one process needs, so that only what clearly cannot fit is refused: the
+  // weights, gradients and AdamW moments (split by tensor parallelism), the logits of a micro-batch
+  // with their softmax and gradient (fp32), and a few fp32 activations per layer and token.
+  const double tp = mesh_ ? mesh_->size(parallel::Dim::tp) : 1;
+  const double tokens = static_cast<double>(t.micro_batch_size) * static_cast<double>(t.seq_len);
+  const double state = training_memory(config, t.precision != "fp32").total() / tp;
+  const double logits = 12.0 * tokens * static_cast<double>(config.vocab_size) / tp;
+  const double layers = 16.0 * tokens * static_cast<double>(config.hidden_size * config.num_hidden_layers);
+  check_fits_in_memory(state + logits + layers,
+                       fmt::format("{}: training this model (training.micro_batch_size {} x seq_len {})",
+                                   recipe_.source, t.micro_batch_size, t.seq_len));
+}
+
 void Trainer::build_model() {
   // One seed fixes the run: the default generator (used by any sampling) and the weight init.
   torch::manual_seed(recipe_.training.seed);
   const auto& path = recipe_.model.path;
+  check_sizes(load_model_config(path));
   if (is_hf_folder(path)) {
     log::info("starting from the weights in {}", path);
     model_ = load_pretrained(path);
@@ -101,9 +122,6 @@ void Trainer::build_model() {
     model_ = CausalLM(load_model_config(path));
     model_->init_weights(recipe_.training.seed);
   }
-  check(recipe_.training.seq_len <= model_->config().max_position_embeddings || model_->config().model_type != "gpt2",
-        "training.seq_len: {} exceeds the model's max_position_embeddings ({})", recipe_.training.seq_len,
-        model_->config().max_position_embeddings);
   // Built (or loaded) on the CPU with the seed's values, then moved: the same weights on any device.
   if (device_ != torch::Device(torch::kCPU)) model_->to(device_);
   model_->set_gradient_checkpointing(recipe_.training.activation_checkpointing);
@@ -131,18 +149,15 @@ void Trainer::open_data() {
   }
   check(!recipe_.data.prefixes.empty(), "{}: data.prefixes: required (the datasets to train on)", recipe_.source);
   data::DataSpec spec{recipe_.data.prefixes, recipe_.data.weights, static_cast<int>(t.seq_len),
-                      recipe_.data.valid_fraction, recipe_.data.seed};
+                      recipe_.data.valid_fraction, recipe_.data.seed, vocab};
   train_data_ = dataset_samples(data::open_sequences(spec, data::Split::train));
   if (recipe_.data.valid_fraction > 0 && recipe_.logging.eval_interval > 0) {
     valid_data_ = dataset_samples(data::open_sequences(spec, data::Split::valid));
   }
-  // A token id beyond the embedding would crash inside LibTorch: check a sample up front.
+  // Reading the first sample now stops a dataset made with another tokenizer before any step; every
+  // later sample is checked as it is read (spec.vocab_size).
   std::vector<int32_t> sample(static_cast<size_t>(t.seq_len + 1));
   train_data_->get(0, sample.data());
-  for (int32_t id : sample) {
-    check(id >= 0 && id < vocab, "data.prefixes: token id {} is outside the model's vocabulary ({}): was the data "
-          "prepared with another tokenizer?", id, vocab);
-  }
   log::info("data: {} training samples of {} tokens per epoch{}", train_data_->size(), t.seq_len,
             valid_data_ ? fmt::format(", {} validation samples", valid_data_->size()) : "");
 }
@@ -283,7 +298,20 @@ RunEnd Trainer::run() {
   int64_t interval_tokens = 0;
   RunEnd end = RunEnd::finished;
   while (state_.step < t.max_steps) {
-    auto r = step();
+    StepResult r;
+    try {
+      r = step();
+    } catch (const Error&) {
+      // A bad sample (say, an id outside the vocabulary) stops the run before this step changes any
+      // weight: one process keeps what it trained so far. Several ranks cannot save (the others are
+      // waiting in this step's collectives); the launcher stops them, and they resume from the last
+      // periodic checkpoint.
+      if (!mesh_ || mesh_->world_size() == 1) {
+        log::warn("stopping on an error in step {}: saving step {} first", state_.step + 1, state_.step);
+        save();
+      }
+      throw;
+    }
     interval_seconds += r.seconds;
     interval_tokens += tokens_per_step();
     if (progress) progress->update(state_.step, fmt::format("loss {:.4f}", r.loss));

@@ -67,6 +67,9 @@ class Trainer {
 
  private:
   void setup_parallel();
+  // Refuses sizes that cannot work before anything is built: seq_len beyond the model's positions, a
+  // model and batch that clearly do not fit in memory.
+  void check_sizes(const ModelConfig& config) const;
   void build_model();
   void open_data();
   void save();
