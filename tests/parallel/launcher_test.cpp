@@ -1,6 +1,15 @@
 // Starts the real forma binary as a launcher of small shell workers.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <thread>
 
 #include <chrono>
 #include <cstdio>
@@ -10,6 +19,7 @@
 #include "forma/core/files.h"
 #include "forma/core/error.h"
 #include "forma/parallel/dist_env.h"
+#include "forma/parallel/launcher.h"
 
 #include <map>
 #include <regex>
@@ -66,6 +76,123 @@ TEST(Launcher, BadOptionsAreNamed) {
   auto r = run("--nproc-per-node 2 --nnodes 2 --node-rank 2 -- true");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("--node-rank"), std::string::npos) << r.output;
+}
+
+TEST(Launcher, TooManyWorkersAreRefusedBeforeStarting) {
+  // Used to fork for over a minute, ignoring SIGTERM meanwhile.
+  auto r = run("--nproc-per-node 100000 -- true");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_LT(r.seconds, 10.0);
+  EXPECT_NE(r.output.find(std::to_string(forma::parallel::kMaxProcPerNode)), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("[rank"), std::string::npos) << r.output;
+  // The open-file limit bounds it too: 3 descriptors per worker.
+  auto limited = forma::test::run_command("ulimit -n 128 && '" + forma::test::forma_binary() +
+                                          "' launch --nproc-per-node 100 -- true");
+  EXPECT_EQ(limited.exit_code, 1) << limited.output;
+  EXPECT_NE(limited.output.find("ulimit -n"), std::string::npos) << limited.output;
+  EXPECT_EQ(limited.output.find("[rank"), std::string::npos) << limited.output;
+}
+
+namespace {
+
+// Reads the pid a worker wrote, waiting up to 10 s for it; -1 if it never came.
+pid_t wait_for_pid_file(const std::string& path) {
+  for (int i = 0; i < 1000; ++i) {
+    std::ifstream in(path);
+    pid_t pid = -1;
+    if (in >> pid) return pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+}  // namespace
+
+// Descriptors run out after two workers started (a real EMFILE from pipe2, in a child process whose
+// open-file limit is nearly used up): the launcher names that errno, and stops and reaps both.
+TEST(Launcher, WorkersStartedBeforeAFailedStartAreStopped) {
+  const std::string dir = forma::test::scratch_dir();
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(report[0]);
+    forma::parallel::LaunchOptions o;
+    o.nproc_per_node = 4;
+    o.kill_grace_seconds = 5;
+    o.command = {"sh", "-c", "echo $$ > " + dir + "/pid_$LOCAL_RANK; exec sleep 60"};
+    // Each start waits until the previous worker wrote its pid, so the test knows every started one.
+    o.spawn_fault = [&](int local_rank) {
+      if (local_rank > 0) wait_for_pid_file(dir + "/pid_" + std::to_string(local_rank - 1));
+      return 0;
+    };
+    // 4 workers need 3 x 4 + 64 descriptors by the launcher's check: allow 200, then use all but 7:
+    // worker 0 takes 4 while starting and keeps 2, worker 1 likewise, worker 2's second pipe fails.
+    struct rlimit files {};
+    ::getrlimit(RLIMIT_NOFILE, &files);
+    files.rlim_cur = 200;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+    std::vector<int> fillers;
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+    for (int k = 0; k < 7 && !fillers.empty(); ++k) {
+      ::close(fillers.back());
+      fillers.pop_back();
+    }
+    std::string message = "no error";
+    errno = 0;
+    try {
+      forma::parallel::launch(o);
+    } catch (const forma::Error& e) {
+      message = e.what();
+    }
+    (void)!::write(report[1], message.data(), message.size());
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  std::string message;
+  char buf[512];
+  for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) message.append(buf, static_cast<size_t>(n));
+  ::close(report[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_NE(message.find("cannot start worker 3 of 4"), std::string::npos) << message;
+  EXPECT_NE(message.find(std::string("pipe: ") + std::strerror(EMFILE)), std::string::npos) << message;
+  for (int rank : {0, 1}) {
+    pid_t pid = wait_for_pid_file(dir + "/pid_" + std::to_string(rank));
+    ASSERT_GT(pid, 0) << "worker " << rank << " never started";
+    EXPECT_FALSE(process_exists(pid)) << "worker " << rank << " (pid " << pid << ") outlived the failed launch";
+    if (process_exists(pid)) ::kill(pid, SIGKILL);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/pid_2"));
+}
+
+// A start that fails with an injected errno (fork's EAGAIN) is named with that errno.
+TEST(Launcher, FailedForkIsNamedWithItsErrno) {
+  const std::string dir = forma::test::scratch_dir();
+  forma::parallel::LaunchOptions o;
+  o.nproc_per_node = 3;
+  o.command = {"sh", "-c", "echo $$ > " + dir + "/pid_$LOCAL_RANK; exec sleep 60"};
+  o.spawn_fault = [&](int local_rank) {
+    if (local_rank == 0) return 0;
+    wait_for_pid_file(dir + "/pid_0");
+    return EAGAIN;
+  };
+  auto start = std::chrono::steady_clock::now();
+  try {
+    forma::parallel::launch(o);
+    ADD_FAILURE() << "launch did not fail";
+  } catch (const forma::Error& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find(std::string("fork: ") + std::strerror(EAGAIN)), std::string::npos) << message;
+    EXPECT_NE(message.find("stopped the 1 worker"), std::string::npos) << message;
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+  pid_t pid = wait_for_pid_file(dir + "/pid_0");
+  ASSERT_GT(pid, 0);
+  EXPECT_FALSE(process_exists(pid));
 }
 
 TEST(DistEnv, ReadsEachLauncherFamily) {

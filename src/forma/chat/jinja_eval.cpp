@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "forma/chat/jinja_builtins.h"
+#include "forma/chat/jinja_limits.h"
 #include "forma/chat/jinja_operators.h"
 #include "forma/chat/jinja_parser.h"
 
@@ -34,16 +35,25 @@ using ScopePtr = std::shared_ptr<Scope>;
 
 enum class Flow { Normal, Break, Continue };
 
-constexpr int kMaxCallDepth = 256;  // macros may recurse; a runaway template must not crash us
-
 // Walks the tree for one render call.
 class Renderer {
  public:
-  explicit Renderer(ScopePtr root) : root_(std::move(root)) {}
+  Renderer(ScopePtr root, TemplateBudget& budget) : root_(std::move(root)), budget_(budget) {}
 
   Flow exec(const Body& body, const ScopePtr& scope, std::string& out) {
     for (const auto& stmt : body) {
-      Flow flow = exec(*stmt, scope, out);
+      Flow flow;
+      try {
+        budget_.charge(1);
+        flow = exec(*stmt, scope, out);
+        check_template_string_size(out.size());
+      } catch (const LocatedError&) {
+        throw;
+      } catch (const TemplateRaisedError&) {
+        throw;
+      } catch (const Error& error) {
+        throw LocatedError(fmt::format("chat template line {}, column {}: {}", stmt->line, stmt->column, error.what()));
+      }
       if (flow != Flow::Normal) return flow;
     }
     return Flow::Normal;
@@ -51,7 +61,11 @@ class Renderer {
 
   Value eval(const Expr& expr, const ScopePtr& scope) {
     try {
-      return eval_unlocated(expr, scope);
+      Value result = eval_unlocated(expr, scope);
+      // Strings cost by their size (every lookup copies one): a step per KiB.
+      budget_.charge(1 + (result.is_string() ? static_cast<int64_t>(result.as_string().size() >> 10) : 0));
+      if (result.is_string()) check_template_string_size(result.as_string().size());
+      return result;
     } catch (const LocatedError&) {
       throw;
     } catch (const TemplateRaisedError&) {
@@ -63,6 +77,7 @@ class Renderer {
 
  private:
   ScopePtr root_;
+  TemplateBudget& budget_;
   int call_depth_ = 0;
 
   Flow exec(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
@@ -140,6 +155,7 @@ class Renderer {
     }
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      budget_.charge(1);  // an empty body still costs its iteration
       auto iteration = std::make_shared<Scope>();
       iteration->parent = scope;
       bind_targets(stmt.targets, items[static_cast<size_t>(i)], *iteration);
@@ -194,7 +210,8 @@ class Renderer {
     return Value::function(stmt.name, [this, macro, weak_scope](const CallArgs& args) {
       ScopePtr parent = weak_scope.lock();
       check(parent != nullptr, "macro '{}' called after its scope ended", macro->name);
-      check(call_depth_ < kMaxCallDepth, "macro calls nested deeper than {}", kMaxCallDepth);
+      const int max_depth = budget_.limits().max_call_depth;
+      check(call_depth_ < max_depth, "macro calls nested deeper than {} (the template limit)", max_depth);
       auto scope = std::make_shared<Scope>();
       scope->parent = parent;
       check(args.positional.size() <= macro->targets.size(), "macro '{}' takes not more than {} argument(s)",
@@ -323,7 +340,7 @@ class Renderer {
         if (v.is_undefined()) fail_undefined(v);
         check(v.is_number(), "bad operand type for unary {}: '{}'", expr.kind == Expr::Kind::Neg ? "-" : "+", v.type_name());
         if (expr.kind == Expr::Kind::Pos) return v.is_bool() ? Value(v.as_int()) : v;
-        return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
+        return v.is_float() ? Value(-v.as_double()) : Value(checked_neg(v.as_int()));
       }
       case Expr::Kind::Not: return Value(!eval(*expr.args[0], scope).truthy());
       case Expr::Kind::And: {
@@ -337,7 +354,12 @@ class Renderer {
       case Expr::Kind::Binary: {
         Value left = eval(*expr.args[0], scope);
         Value right = eval(*expr.args[1], scope);
-        if (expr.name == "~") return Value(left.str() + right.str());
+        if (expr.name == "~") {
+          std::string text = left.str();
+          std::string right_text = right.str();
+          check_template_string_size(text.size() + right_text.size());
+          return Value(text + right_text);
+        }
         return arithmetic(expr.name, left, right);
       }
       case Expr::Kind::Compare: {
@@ -365,13 +387,18 @@ JinjaTemplate::JinjaTemplate(const std::string& source)
     : body_(std::make_shared<const Body>(parse_template(source))) {}
 
 std::string JinjaTemplate::render(const nlohmann::ordered_json& context) const {
+  return render(context, TemplateLimits{});
+}
+
+std::string JinjaTemplate::render(const nlohmann::ordered_json& context, const TemplateLimits& limits) const {
   check(context.is_object(), "chat template context must be a JSON object");
+  TemplateBudget budget(limits);
   auto globals = std::make_shared<Scope>();
   for (auto& [name, value] : builtin_globals().entries) globals->vars[name] = value;
   auto root = std::make_shared<Scope>();
   root->parent = globals;
   for (const auto& [key, value] : context.items()) root->vars[key] = Value::from_json(value);
-  Renderer renderer(root);
+  Renderer renderer(root, budget);
   std::string out;
   renderer.exec(*body_, root, out);
   return out;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "forma/chat/jinja_ast.h"
+#include "forma/chat/jinja_limits.h"
 #include "forma/core/error.h"
 
 namespace forma::chat {
@@ -25,7 +26,9 @@ class JinjaTemplate {
 
   // Renders with the JSON object's keys as variables. Runtime errors throw forma::Error naming
   // the line and column; raise_exception throws TemplateRaisedError with the template's message.
+  // Every render runs under TemplateLimits (jinja_limits.h): the defaults, or `limits`.
   std::string render(const nlohmann::ordered_json& context) const;
+  std::string render(const nlohmann::ordered_json& context, const TemplateLimits& limits) const;
 
  private:
   std::shared_ptr<const Body> body_;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "forma/chat/jinja_builtins.h"
+#include "forma/chat/jinja_limits.h"
 #include "forma/chat/jinja_lexer.h"
 #include "forma/chat/jinja_text.h"
 #include "forma/core/error.h"
@@ -146,6 +147,7 @@ Value extreme(const Value& input, const CallArgs& args, bool want_max) {
 
 std::string indent_text(const std::string& text, const CallArgs& args) {
   const Value* width = arg(args, 0, "width");
+  if (width && !width->is_string()) check_template_string_size(static_cast<size_t>(std::max<int64_t>(0, width->as_int())));
   std::string pad = width ? (width->is_string() ? width->as_string() : std::string(static_cast<size_t>(std::max<int64_t>(0, width->as_int())), ' '))
                           : std::string(4, ' ');
   bool first = flag(args, 1, "first", false);
@@ -161,6 +163,7 @@ std::string indent_text(const std::string& text, const CallArgs& args) {
     // Jinja treats whitespace-only lines as blank too.
     if (!first_line && !blank && line.find_first_not_of(" \t\r\f\v") == std::string::npos) add = false;
     out += (add ? pad : "") + line;
+    check_template_string_size(out.size());
     if (nl == std::string::npos) break;
     out += '\n';
     start = nl + 1;
@@ -173,7 +176,7 @@ Value to_int(const Value& v, const CallArgs& args) {
   const Value* fallback = arg(args, 0, "default");
   Value dflt = fallback ? *fallback : Value(int64_t{0});
   if (v.is_int() || v.is_bool()) return Value(v.as_int());
-  if (v.is_float()) return std::isfinite(v.as_double()) ? Value(static_cast<int64_t>(v.as_double())) : dflt;
+  if (v.is_float()) return std::isfinite(v.as_double()) ? Value(checked_float_to_int(v.as_double())) : dflt;
   if (v.is_string()) {
     std::string s;
     for (char c : v.as_string()) {
@@ -189,7 +192,7 @@ Value to_int(const Value& v, const CallArgs& args) {
       size_t used = 0;
       double d = std::stod(s, &used);
       if (s.find_first_not_of(" \t\n", used) == std::string::npos && std::isfinite(d)) {
-        return Value(static_cast<int64_t>(d));
+        return Value(checked_float_to_int(d));
       }
     } catch (const std::exception&) {
     }
@@ -232,6 +235,17 @@ Value round_value(const Value& v, const CallArgs& args) {
   return Value(x / scale);
 }
 
+// A width or precision of a printf format: digits, as long as a string may be.
+size_t format_number(const std::string& spec) {
+  size_t value = 0;
+  for (char c : spec) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) break;
+    value = value * 10 + static_cast<size_t>(c - '0');
+    check_template_string_size(value);
+  }
+  return value;
+}
+
 // printf-style formatting for the `format` filter and str % args: %s %r %d %i %f %%.
 std::string printf_format(const std::string& pattern, const CallArgs& args) {
   std::string out;
@@ -258,7 +272,7 @@ std::string printf_format(const std::string& pattern, const CallArgs& args) {
     const Value& v = args.positional[next++];
     if (conv == 's') {
       std::string s = v.str();
-      size_t width = spec.empty() || spec[0] == '-' || spec[0] == '.' ? 0 : std::stoul(spec);
+      size_t width = spec.empty() || spec[0] == '-' || spec[0] == '.' ? 0 : format_number(spec);
       size_t n = utf8_length(s);
       out += (n < width ? std::string(width - n, ' ') : "") + s;
     }
@@ -266,6 +280,7 @@ std::string printf_format(const std::string& pattern, const CallArgs& args) {
     else if (conv == 'd' || conv == 'i') out += std::to_string(v.as_int());
     else if (conv == 'f') {
       std::string precision = spec.find('.') != std::string::npos ? spec.substr(spec.find('.') + 1) : "6";
+      format_number(precision.empty() ? "0" : precision);
       out += fmt::format(fmt::runtime("{:." + precision + "f}"), v.as_double());
     }
     else fail("unsupported format character '{}'", conv);
@@ -332,6 +347,7 @@ std::optional<Value> text_filter(const std::string& name, const Value& input, co
   if (name == "center") {
     const Value* width = arg(args, 0, "width");
     size_t w = width ? static_cast<size_t>(std::max<int64_t>(0, width->as_int())) : 80;
+    check_template_string_size(w);
     std::string s = text();
     size_t n = utf8_length(s);
     if (n >= w) return Value(s);
@@ -381,6 +397,7 @@ std::optional<Value> sequence_filter(const std::string& name, const Value& input
       if (!first) out += separator ? separator->str() : "";
       first = false;
       out += (attribute ? lookup_attribute(item, attribute->str()) : item).str();
+      check_template_string_size(out.size());
     }
     return Value(out);
   }
@@ -405,6 +422,7 @@ std::optional<Value> sequence_filter(const std::string& name, const Value& input
     ValueList out;
     ValueList seen;
     for (const auto& item : iterate(input)) {
+      charge_template_steps(static_cast<int64_t>(seen.size()));  // the scan below is quadratic
       Value key = sort_key(item, case_sensitive);
       if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return s.equals(key); })) {
         seen.push_back(key);
@@ -426,6 +444,7 @@ std::optional<Value> sequence_filter(const std::string& name, const Value& input
   if (name == "batch") {  // batch(size, fill_with=None): lists of `size` items
     const Value* size = arg(args, 0, "linecount");
     check(size && size->as_int() > 0, "batch size must be a positive integer");
+    check_template_list_size(static_cast<size_t>(size->as_int()));
     const Value* fill = arg(args, 1, "fill_with");
     ValueList rows;
     ValueList row;
@@ -455,7 +474,7 @@ std::optional<Value> value_filter(const std::string& name, const Value& input, c
   if (name == "float") return to_float(input, args);
   if (name == "abs") {
     check(input.is_number(), "bad operand type for abs(): '{}'", input.type_name());
-    return input.is_float() ? Value(std::fabs(input.as_double())) : Value(static_cast<int64_t>(std::llabs(input.as_int())));
+    return input.is_float() ? Value(std::fabs(input.as_double())) : Value(checked_abs(input.as_int()));
   }
   if (name == "round") return round_value(input, args);
   if (name == "attr") {  // getattr only, unlike `.`: a dict key is not an attribute
@@ -473,7 +492,7 @@ std::optional<Value> value_filter(const std::string& name, const Value& input, c
       check(v.is_number() && total.is_number(), "unsupported operand type(s) for +: '{}' and '{}'",
             total.type_name(), v.type_name());
       total = (total.is_float() || v.is_float()) ? Value(total.as_double() + v.as_double())
-                                                 : Value(total.as_int() + v.as_int());
+                                                 : Value(checked_add(total.as_int(), v.as_int()));
     }
     return total;
   }

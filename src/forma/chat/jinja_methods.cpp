@@ -7,11 +7,16 @@
 #include "forma/chat/jinja_builtins.h"
 #include "forma/chat/jinja_eval.h"
 #include "forma/chat/jinja_lexer.h"
+#include "forma/chat/jinja_limits.h"
 #include "forma/core/error.h"
 
 namespace forma::chat {
 
 ValueList iterate(const Value& value) {
+  // Walking over a value costs a step per item (filters, loops and `in` go through here).
+  if (value.is_list()) charge_template_steps(static_cast<int64_t>(value.as_list().size()));
+  else if (value.is_dict()) charge_template_steps(static_cast<int64_t>(value.as_dict().entries.size()));
+  else if (value.is_string()) charge_template_steps(static_cast<int64_t>(value.as_string().size()));
   switch (value.type()) {
     case Value::Type::Undefined: return {};
     case Value::Type::List: return value.as_list();
@@ -110,6 +115,7 @@ std::string replace_all(const std::string& text, const std::string& old_text, co
         ++done;
       }
       if (i < points.size()) out += points[i];
+      check_template_string_size(out.size());
     }
     return out;
   }
@@ -117,6 +123,7 @@ std::string replace_all(const std::string& text, const std::string& old_text, co
     size_t at = text.find(old_text, start);
     if (at == std::string::npos) break;
     out += text.substr(start, at - start) + new_text;
+    check_template_string_size(out.size());
     start = at + old_text.size();
     ++done;
   }
@@ -234,6 +241,7 @@ Value string_method(const std::string& text, const std::string& name, const Call
       if (!first) out += text;
       first = false;
       out += item.as_string();
+      check_template_string_size(out.size());
     }
     return Value(out);
   }
@@ -370,11 +378,17 @@ ValueDict builtin_globals() {
       if (args.positional.size() == 3) step = args.positional[2].as_int();
     }
     check(step != 0, "range() arg 3 must not be zero");
+    // The length first, in 128 bits (stop - start may not fit in 64), as Python's range does.
+    __int128 span = step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
+    __int128 magnitude = step > 0 ? static_cast<__int128>(step) : -static_cast<__int128>(step);
+    __int128 length = span <= 0 ? 0 : (span + magnitude - 1) / magnitude;
+    const int64_t max_range = active_template_limits().max_range;
+    check(length <= max_range, "range() of {} items is longer than the template limit of {} items",
+          static_cast<int64_t>(length), max_range);
+    charge_template_steps(static_cast<int64_t>(length));
     ValueList items;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      check(items.size() < 10'000'000, "range too big (more than 10 million items)");
-      items.push_back(Value(i));
-    }
+    items.reserve(static_cast<size_t>(length));
+    for (int64_t k = 0; k < static_cast<int64_t>(length); ++k) items.push_back(Value(start + k * step));
     return Value(std::move(items));
   }));
   globals.set("namespace", Value::function("namespace", [](const CallArgs& args) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "forma/chat/jinja_builtins.h"
+#include "forma/chat/jinja_limits.h"
 #include "forma/core/error.h"
 
 namespace forma::chat {
@@ -14,10 +15,18 @@ namespace {
 
 std::string describe_type(const Value& v) { return v.type_name() + " object"; }
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
+// Copying a list copies its strings (nested lists and dicts are shared): a list built by + or *
+// may hold no more string bytes than one string may, and the copy costs a step per KiB.
+void check_list_copy(const ValueList& items, int64_t times) {
+  check_template_list_size(static_cast<size_t>(items.size()) * static_cast<size_t>(times));
+  size_t bytes = 0;
+  for (const auto& item : items) {
+    if (item.is_string()) bytes += item.as_string().size();
+  }
+  size_t copied = 0;
+  if (__builtin_mul_overflow(bytes, static_cast<size_t>(times), &copied)) copied = SIZE_MAX;
+  check_template_string_size(copied);
+  charge_template_steps(static_cast<int64_t>(copied >> 10));
 }
 
 bool could_be_dict_method(const std::string& name) {
@@ -32,12 +41,14 @@ bool could_be_dict_method(const std::string& name) {
 bool contains(const Value& container, const Value& item) {
   if (container.is_string()) {
     check(item.is_string(), "'in <string>' requires string as left operand, not {}", item.type_name());
+    charge_template_steps(static_cast<int64_t>(container.as_string().size() / 1024));
     return container.as_string().find(item.as_string()) != std::string::npos;
   }
   if (container.is_dict()) {
     return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
   }
   if (container.is_list()) {
+    charge_template_steps(static_cast<int64_t>(container.as_list().size()));
     for (const auto& element : container.as_list()) {
       if (element.equals(item)) return true;
     }
@@ -67,9 +78,15 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     fail("unsupported operand type(s) for {}: '{}' and '{}'", op, a.type_name(), b.type_name());
   };
   if (op == "+") {
-    if (numbers) return floats ? Value(a.as_double() + b.as_double()) : Value(a.as_int() + b.as_int());
-    if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+    if (numbers) return floats ? Value(a.as_double() + b.as_double()) : Value(checked_add(a.as_int(), b.as_int()));
+    if (a.is_string() && b.is_string()) {
+      check_template_string_size(a.as_string().size() + b.as_string().size());
+      return Value(a.as_string() + b.as_string());
+    }
     if (a.is_list() && b.is_list()) {
+      check_template_list_size(a.as_list().size() + b.as_list().size());
+      check_list_copy(a.as_list(), 1);
+      check_list_copy(b.as_list(), 1);
       ValueList items = a.as_list();
       items.insert(items.end(), b.as_list().begin(), b.as_list().end());
       return Value(std::move(items), a.is_tuple());
@@ -77,13 +94,18 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     return type_error();
   }
   if (op == "*") {
-    if (numbers) return floats ? Value(a.as_double() * b.as_double()) : Value(a.as_int() * b.as_int());
+    if (numbers) return floats ? Value(a.as_double() * b.as_double()) : Value(checked_mul(a.as_int(), b.as_int()));
     const Value* seq = a.is_number() ? &b : &a;
     const Value* count = a.is_number() ? &a : &b;
     if ((count->is_int() || count->is_bool()) && (seq->is_string() || seq->is_list())) {
       int64_t n = std::max<int64_t>(0, count->as_int());
-      check(n * static_cast<int64_t>(seq->is_string() ? seq->as_string().size() : seq->as_list().size()) < (1 << 26),
-            "repetition result too large");
+      const int64_t unit = static_cast<int64_t>(seq->is_string() ? seq->as_string().size() : seq->as_list().size());
+      int64_t total = 0;
+      check(!__builtin_mul_overflow(n, unit, &total), "repetition of a {} of {} {} times does not fit in 64 bits",
+            seq->type_name(), unit, n);
+      if (seq->is_string()) check_template_string_size(static_cast<size_t>(total));
+      else check_list_copy(seq->as_list(), n);
+      if (unit == 0) n = 0;  // empty times anything: no need to loop
       if (seq->is_string()) {
         std::string out;
         for (int64_t i = 0; i < n; ++i) out += seq->as_string();
@@ -104,7 +126,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     }
     return type_error();
   }
-  if (op == "-") return floats ? Value(a.as_double() - b.as_double()) : Value(a.as_int() - b.as_int());
+  if (op == "-") return floats ? Value(a.as_double() - b.as_double()) : Value(checked_sub(a.as_int(), b.as_int()));
   if (op == "/") {
     check(b.as_double() != 0.0, "division by zero");
     return Value(a.as_double() / b.as_double());
@@ -116,15 +138,10 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
       return op == "//" ? Value(q) : Value(a.as_double() - q * b.as_double());
     }
     check(b.as_int() != 0, "integer division or modulo by zero");
-    int64_t q = floor_div(a.as_int(), b.as_int());
-    return op == "//" ? Value(q) : Value(a.as_int() - q * b.as_int());
+    return op == "//" ? Value(checked_floor_div(a.as_int(), b.as_int())) : Value(checked_floor_mod(a.as_int(), b.as_int()));
   }
   if (op == "**") {
-    if (!floats && b.as_int() >= 0) {
-      int64_t result = 1;
-      for (int64_t i = 0; i < b.as_int() && i < 64; ++i) result *= a.as_int();
-      return Value(result);
-    }
+    if (!floats && b.as_int() >= 0) return Value(checked_pow(a.as_int(), b.as_int()));
     return Value(std::pow(a.as_double(), b.as_double()));
   }
   fail("unknown operator {}", op);

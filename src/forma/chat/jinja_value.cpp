@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
+#include "forma/chat/jinja_limits.h"
 #include "forma/core/error.h"
 
 namespace forma::chat {
@@ -50,10 +52,38 @@ Value::Value(bool b) : type_(Type::Bool), bool_(b) {}
 Value::Value(int64_t i) : type_(Type::Int), int_(i) {}
 Value::Value(double f) : type_(Type::Float), float_(f) {}
 Value::Value(std::string s) : type_(Type::String), string_(std::move(s)) {}
+namespace {
+
+// Printing, comparing and freeing nested lists and dicts recurse once per level: a list or dict is
+// at most max_value_depth deep when built, and the recursive walks below stop at that depth too
+// (a namespace can be changed after it was put in a list, or made to hold itself).
+void check_value_depth(uint32_t depth) {
+  const int limit = active_template_limits().max_value_depth;
+  check(depth <= static_cast<uint32_t>(limit), "lists and dicts nested deeper than {} (the template limit)", limit);
+}
+
+thread_local int g_walk_depth = 0;
+
+class WalkGuard {
+ public:
+  WalkGuard() { check_value_depth(static_cast<uint32_t>(++g_walk_depth)); }
+  ~WalkGuard() { --g_walk_depth; }
+  WalkGuard(const WalkGuard&) = delete;
+  WalkGuard& operator=(const WalkGuard&) = delete;
+};
+
+}  // namespace
+
 Value::Value(ValueList items, bool is_tuple)
-    : type_(Type::List), tuple_(is_tuple), list_(std::make_shared<ValueList>(std::move(items))) {}
+    : type_(Type::List), tuple_(is_tuple), list_(std::make_shared<ValueList>(std::move(items))) {
+  for (const auto& item : *list_) depth_ = std::max(depth_, item.depth_ + 1);
+  check_value_depth(depth_);
+}
 Value::Value(ValueDict dict)
-    : type_(Type::Dict), dict_(std::make_shared<ValueDict>(std::move(dict))) {}
+    : type_(Type::Dict), dict_(std::make_shared<ValueDict>(std::move(dict))) {
+  for (const auto& entry : dict_->entries) depth_ = std::max(depth_, entry.second.depth_ + 1);
+  check_value_depth(depth_);
+}
 
 Value Value::function(std::string name, Function fn) {
   Value v;
@@ -68,7 +98,11 @@ Value Value::from_json(const nlohmann::ordered_json& json) {
     case nlohmann::ordered_json::value_t::null: return none();
     case nlohmann::ordered_json::value_t::boolean: return Value(json.get<bool>());
     case nlohmann::ordered_json::value_t::number_integer: return Value(json.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_unsigned: return Value(static_cast<int64_t>(json.get<uint64_t>()));
+    case nlohmann::ordered_json::value_t::number_unsigned: {
+      const uint64_t n = json.get<uint64_t>();
+      check(n <= static_cast<uint64_t>(INT64_MAX), "chat template context: integer {} does not fit in 64 bits", n);
+      return Value(static_cast<int64_t>(n));
+    }
     case nlohmann::ordered_json::value_t::number_float: return Value(json.get<double>());
     case nlohmann::ordered_json::value_t::string: return Value(json.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
@@ -171,6 +205,8 @@ std::string Value::str() const {
 }
 
 std::string Value::repr() const {
+  std::optional<WalkGuard> guard;
+  if (type_ == Type::List || type_ == Type::Dict) guard.emplace();
   switch (type_) {
     case Type::Undefined: return "";
     case Type::None: return "None";
@@ -204,6 +240,8 @@ std::string Value::repr() const {
 }
 
 nlohmann::ordered_json Value::to_json() const {
+  std::optional<WalkGuard> guard;
+  if (type_ == Type::List || type_ == Type::Dict) guard.emplace();
   switch (type_) {
     case Type::None: return nullptr;
     case Type::Bool: return bool_;
@@ -225,6 +263,8 @@ nlohmann::ordered_json Value::to_json() const {
 }
 
 bool Value::equals(const Value& other) const {
+  std::optional<WalkGuard> guard;
+  if (type_ == Type::List || type_ == Type::Dict) guard.emplace();
   if (is_number() && other.is_number()) {
     if (type_ == Type::Float || other.type_ == Type::Float) return as_double() == other.as_double();
     return as_int() == other.as_int();
@@ -256,6 +296,8 @@ bool Value::equals(const Value& other) const {
 }
 
 bool Value::less_than(const Value& other) const {
+  std::optional<WalkGuard> guard;
+  if (type_ == Type::List || type_ == Type::Dict) guard.emplace();
   if (is_number() && other.is_number()) {
     if (type_ == Type::Float || other.type_ == Type::Float) return as_double() < other.as_double();
     return as_int() < other.as_int();
@@ -298,6 +340,8 @@ static void dump_json_string(const std::string& text, std::string& out) {
 }
 
 static void dump_json(const Value& value, int indent, bool sort_keys, int depth, std::string& out) {
+  std::optional<WalkGuard> guard;
+  if (value.is_list() || value.is_dict()) guard.emplace();
   std::string newline_indent;
   std::string inner_indent;
   if (indent >= 0) {

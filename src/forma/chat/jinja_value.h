@@ -92,6 +92,7 @@ class Value {
   Type type_ = Type::Undefined;
   bool bool_ = false;
   bool tuple_ = false;
+  uint32_t depth_ = 0;  // lists and dicts: 1 + the deepest item when built (jinja_limits.h)
   int64_t int_ = 0;
   double float_ = 0;
   std::string string_;

@@ -115,38 +115,153 @@ void signal_all(std::vector<Worker>& workers, int sig) {
 
 void validate(const LaunchOptions& o) {
   check(o.nproc_per_node >= 1, "--nproc-per-node must be at least 1, got {}", o.nproc_per_node);
+  check(o.nproc_per_node <= kMaxProcPerNode, "--nproc-per-node {} is more than {}, the most workers forma launch starts on one node",
+        o.nproc_per_node, kMaxProcPerNode);
+  struct rlimit files {};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+    const uint64_t needed = static_cast<uint64_t>(o.nproc_per_node) * kLauncherFdsPerWorker + kLauncherFdReserve;
+    check(needed <= files.rlim_cur,
+          "--nproc-per-node {} needs about {} open files in the launcher ({} per worker), more than its limit of {} (ulimit -n)",
+          o.nproc_per_node, needed, kLauncherFdsPerWorker, static_cast<uint64_t>(files.rlim_cur));
+  }
   check(o.nnodes >= 1, "--nnodes must be at least 1, got {}", o.nnodes);
   check(o.node_rank >= 0 && o.node_rank < o.nnodes, "--node-rank {} is not in [0, --nnodes={})", o.node_rank, o.nnodes);
   check(o.master_port > 0 && o.master_port < 65536, "--master-port {} is not a port", o.master_port);
   check(!o.command.empty(), "no command to launch: put it after --, e.g. forma launch --nproc-per-node 2 -- forma train ...");
 }
 
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// Creates worker `local_rank`'s pipes and log and forks it. Returns 0, or the errno of the call
+// that failed (captured right after it), with `what` naming the call; nothing is left open then.
+int start_worker(const LaunchOptions& o, int local_rank, Worker& w, std::string& what) {
+  if (o.spawn_fault) {
+    if (int injected = o.spawn_fault(local_rank)) {
+      what = "fork";
+      return injected;
+    }
+  }
+  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int* fd : {&out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1]}) close_fd(*fd);
+    w.log.reset();
+  };
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    int error = errno;
+    what = "pipe";
+    close_all();
+    return error;
+  }
+  if (!o.log_dir.empty()) {
+    std::string path = fmt::format("{}/rank_{}.log", o.log_dir, w.rank);
+    errno = 0;
+    w.log = std::make_unique<std::ofstream>(path);
+    if (!w.log->is_open()) {
+      int error = errno != 0 ? errno : EIO;
+      what = "open " + path;
+      close_all();
+      return error;
+    }
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int error = errno;
+    what = "fork";
+    close_all();
+    return error;
+  }
+  if (pid == 0) exec_worker(o, local_rank, out_pipe[1], err_pipe[1]);
+  w.pid = pid;
+  ::setpgid(w.pid, w.pid);
+  close_fd(out_pipe[1]);
+  close_fd(err_pipe[1]);
+  w.out = {out_pipe[0], stdout, {}};
+  w.err = {err_pipe[0], stderr, {}};
+  return 0;
+}
+
+// Stops the first `count` workers (SIGTERM to each one's process group, SIGKILL after `grace`
+// seconds), reaps them and closes their pipes. Returns how many there were.
+int stop_started(std::vector<Worker>& workers, size_t count, double grace) {
+  for (size_t k = 0; k < count; ++k)
+    if (workers[k].running) ::kill(-workers[k].pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(grace * 1000));
+  for (bool waiting = true; waiting;) {
+    waiting = false;
+    for (size_t k = 0; k < count; ++k) {
+      Worker& w = workers[k];
+      if (w.running && ::waitpid(w.pid, &w.status, WNOHANG) == w.pid) w.running = false;
+      waiting |= w.running;
+    }
+    if (!waiting) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      for (size_t k = 0; k < count; ++k) {
+        Worker& w = workers[k];
+        if (!w.running) continue;
+        ::kill(-w.pid, SIGKILL);
+        ::kill(w.pid, SIGKILL);
+        while (::waitpid(w.pid, &w.status, 0) < 0 && errno == EINTR) {
+        }
+        w.running = false;
+      }
+      break;
+    }
+    ::usleep(20 * 1000);
+  }
+  for (size_t k = 0; k < count; ++k) {
+    close_fd(workers[k].out.fd);
+    close_fd(workers[k].err.fd);
+  }
+  return static_cast<int>(count);
+}
+
+// SIGINT and SIGTERM reach the launcher's flag while it runs; the previous handlers come back after.
+class SignalForwarding {
+ public:
+  SignalForwarding() {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGINT, &sa, &previous_int_);
+    ::sigaction(SIGTERM, &sa, &previous_term_);
+    g_signal = 0;
+  }
+  ~SignalForwarding() {
+    ::sigaction(SIGINT, &previous_int_, nullptr);
+    ::sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+
+ private:
+  struct sigaction previous_int_ {};
+  struct sigaction previous_term_ {};
+};
+
 }  // namespace
 
 int launch(const LaunchOptions& o) {
   validate(o);
   if (!o.log_dir.empty()) std::filesystem::create_directories(o.log_dir);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  SignalForwarding forwarding;
 
   std::vector<Worker> workers(static_cast<size_t>(o.nproc_per_node));
   for (int i = 0; i < o.nproc_per_node; ++i) {
     Worker& w = workers[static_cast<size_t>(i)];
     w.rank = o.node_rank * o.nproc_per_node + i;
-    int out_pipe[2], err_pipe[2];
-    check(::pipe2(out_pipe, O_CLOEXEC) == 0 && ::pipe2(err_pipe, O_CLOEXEC) == 0, "pipe: {}", std::strerror(errno));
-    if (!o.log_dir.empty())
-      w.log = std::make_unique<std::ofstream>(fmt::format("{}/rank_{}.log", o.log_dir, w.rank));
-    w.pid = ::fork();
-    check(w.pid >= 0, "fork: {}", std::strerror(errno));
-    if (w.pid == 0) exec_worker(o, i, out_pipe[1], err_pipe[1]);
-    ::setpgid(w.pid, w.pid);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    w.out = {out_pipe[0], stdout, {}};
-    w.err = {err_pipe[0], stderr, {}};
+    std::string what;
+    int error = start_worker(o, i, w, what);
+    if (error != 0) {
+      // Each errno is captured right at its failing call; stopping the others may change errno.
+      int stopped = stop_started(workers, static_cast<size_t>(i), o.kill_grace_seconds);
+      fail("cannot start worker {} of {} (rank {}): {}: {}; stopped the {} worker(s) already started", i + 1,
+           o.nproc_per_node, w.rank, what, std::strerror(error), stopped);
+    }
+    if (int sig = g_signal.load()) {  // a signal while starting: stop, instead of starting the rest
+      int stopped = stop_started(workers, static_cast<size_t>(i) + 1, o.kill_grace_seconds);
+      log::error("launcher got signal {} while starting the workers: stopped the {} already started", sig, stopped);
+      return 1;
+    }
   }
   std::string pids;
   for (const auto& w : workers) pids += fmt::format("{}rank {} pid {}", pids.empty() ? "" : ", ", w.rank, w.pid);

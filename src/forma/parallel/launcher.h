@@ -2,10 +2,21 @@
 // environment), prefixes their output with the rank, writes per-rank logs, and tears the whole
 // group down within seconds when any worker fails, so that no run hangs on a dead peer.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace forma::parallel {
+
+// The most workers one launcher starts. The largest single machines have a few hundred cores and
+// 8 or 16 GPUs, and workers are one per GPU or a handful per CPU node; a larger count is a typo, and
+// forking it would take minutes (100,000 workers took over a minute before this bound).
+constexpr int kMaxProcPerNode = 1024;
+// The launcher holds 3 descriptors per worker (its stdout and stderr pipes and its log file), plus
+// some of its own: --nproc-per-node is also bounded by the open-file limit (ulimit -n), checked
+// before anything starts.
+constexpr int kLauncherFdsPerWorker = 3;
+constexpr int kLauncherFdReserve = 64;
 
 struct LaunchOptions {
   int nproc_per_node = 1;
@@ -16,10 +27,15 @@ struct LaunchOptions {
   std::string log_dir;                // per-rank logs rank_<R>.log; empty: none
   double kill_grace_seconds = 5.0;    // after a failure: SIGTERM, then SIGKILL after this long
   std::vector<std::string> command;   // "forma" as the program means this very binary
+  // Tests only: called before each worker's pipes and fork; a nonzero return makes that start fail
+  // as if fork had failed with that errno.
+  std::function<int(int local_rank)> spawn_fault;
 };
 
 // Runs the workers to completion. Returns 0 when all exit 0; otherwise 1 after naming the first
-// rank that failed and how (exit status or signal). Throws forma::Error on invalid options.
+// rank that failed and how (exit status or signal). Throws forma::Error on invalid options, and
+// when a worker cannot be started (the errno of the failing call named), after stopping and
+// reaping the workers already started.
 int launch(const LaunchOptions& options);
 
 }  // namespace forma::parallel

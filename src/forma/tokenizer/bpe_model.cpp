@@ -2,6 +2,7 @@
 
 #include "forma/core/error.h"
 #include "forma/tokenizer/bpe_merge.h"
+#include "forma/tokenizer/tokenizer.h"
 #include "forma/tokenizer/unicode.h"
 
 namespace forma::tok {
@@ -26,10 +27,13 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
                    const std::string& where)
     : vocab_(std::move(vocab)), options_(std::move(options)) {
   int32_t limit = 0;
+  const std::string* highest = nullptr;
   for (const auto& [token, id] : vocab_) {
-    check(id >= 0, "{}: model.vocab: negative id {} for token '{}'", where, id, token);
-    limit = std::max(limit, id + 1);
+    check_token_id(id, token, where + ": model.vocab");
+    if (id + 1 > limit) limit = id + 1, highest = &token;
   }
+  // The id -> token table below has an entry per id up to the highest.
+  if (highest) check_token_id_density(limit - 1, vocab_.size(), *highest, where + ": model.vocab");
   id_to_token_.resize(limit);
   has_id_.assign(limit, false);
   for (const auto& [token, id] : vocab_) {

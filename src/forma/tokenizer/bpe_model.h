@@ -34,6 +34,7 @@ class BpeModel {
   // nullptr when the id is not in the vocabulary.
   const std::string* id_to_token(int32_t id) const;
   int32_t id_limit() const { return static_cast<int32_t>(id_to_token_.size()); }
+  size_t size() const { return vocab_.size(); }  // tokens in the vocabulary
 
  private:
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;

@@ -43,9 +43,10 @@ std::unique_ptr<BpeModel> parse_model(const json& root, const std::string& where
   check(vocab_json.is_object(), "{}: model.vocab: expected an object of token -> id", where);
   std::unordered_map<std::string, int32_t> vocab;
   vocab.reserve(vocab_json.size());
+  check(!vocab_json.empty(), "{}: model.vocab is empty: the tokenizer has no tokens to encode text with", where);
   for (auto it = vocab_json.begin(); it != vocab_json.end(); ++it) {
     check(it.value().is_number_integer(), "{}: model.vocab['{}']: expected an integer id", where, it.key());
-    vocab.emplace(it.key(), it.value().get<int32_t>());
+    vocab.emplace(it.key(), token_id(it.value(), it.key(), where + ": model.vocab"));
   }
   BpeOptions options;
   auto unk = model.find("unk_token");
@@ -100,9 +101,8 @@ void HfTokenizer::parse_added_tokens(const json& j) {
     AddedToken t;
     t.content = string_field(j[i], "content", where);
     check(!t.content.empty(), "{}: empty content", where);
-    int64_t id = int_or(j[i], "id", -1, where);
-    check(id >= 0 && id < (1 << 30), "{}: missing or bad id", where);
-    t.id = static_cast<int32_t>(id);
+    check(j[i].contains("id"), "{}: token '{}' has no id", where, t.content);
+    t.id = token_id(j[i]["id"], t.content, where);
     t.special = bool_or(j[i], "special", false, where);
     t.lstrip = bool_or(j[i], "lstrip", false, where);
     t.rstrip = bool_or(j[i], "rstrip", false, where);
@@ -113,8 +113,19 @@ void HfTokenizer::parse_added_tokens(const json& j) {
     added_by_content_[t.content] = t.id;
     (t.normalized ? normalized : raw).push_back(t);
   }
+  // The added tokens may not stretch the id range far beyond the vocabulary either.
+  if (vocab_size_ > model_->id_limit()) {
+    const std::string& highest = added_by_id_.at(vocab_size_ - 1).content;
+    check_token_id_density(vocab_size_ - 1, model_->size() + added_by_id_.size(), highest, source_ + ": added_tokens");
+  }
   raw_tokens_ = AddedTokenMatcher(std::move(raw));
   normalized_tokens_ = AddedTokenMatcher(std::move(normalized));
+}
+
+int32_t HfTokenizer::post_processor_id(const json& id, const std::string& token, const std::string& where) const {
+  int32_t value = token_id(id, token, where);
+  check(value < vocab_size_, "{}: token '{}' has id {}, outside the vocabulary of {} ids", where, token, value, vocab_size_);
+  return value;
 }
 
 void HfTokenizer::parse_post_processor(const json& j, const std::string& where) {
@@ -129,8 +140,10 @@ void HfTokenizer::parse_post_processor(const json& j, const std::string& where) 
   if (type == "RobertaProcessing" || type == "BertProcessing") {
     for (const char* name : {"cls", "sep"}) {
       const json& pair = field(j, name, where);
-      check(pair.is_array() && pair.size() == 2 && pair[1].is_number_integer(), "{}.{}: expected [token, id]", where, name);
-      (std::string(name) == "cls" ? prefix_ids_ : suffix_ids_).push_back(pair[1].get<int32_t>());
+      check(pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_number_integer(),
+            "{}.{}: expected [token, id]", where, name);
+      (std::string(name) == "cls" ? prefix_ids_ : suffix_ids_)
+          .push_back(post_processor_id(pair[1], pair[0].get<std::string>(), where + "." + name));
     }
     return;
   }
@@ -149,7 +162,7 @@ void HfTokenizer::parse_post_processor(const json& j, const std::string& where) 
                                   where + ".special_tokens." + name);
     for (const json& id : ids) {
       check(id.is_number_integer(), "{}.special_tokens.{}.ids: expected integers", where, name);
-      (after_sequence ? suffix_ids_ : prefix_ids_).push_back(id.get<int32_t>());
+      (after_sequence ? suffix_ids_ : prefix_ids_).push_back(post_processor_id(id, name, where + ".special_tokens." + name));
     }
   }
 }

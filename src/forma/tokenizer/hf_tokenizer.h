@@ -32,6 +32,7 @@ class HfTokenizer : public Tokenizer {
 
  private:
   void parse_added_tokens(const nlohmann::json& j);
+  int32_t post_processor_id(const nlohmann::json& id, const std::string& token, const std::string& where) const;
   void parse_post_processor(const nlohmann::json& j, const std::string& where);
   void choose_bos_eos(const nlohmann::json& config);
   void encode_plain(std::string_view text, bool first_segment, std::vector<int32_t>& out) const;

@@ -11,6 +11,18 @@ namespace forma::tok {
 
 namespace fs = std::filesystem;
 
+void check_token_id(int64_t id, std::string_view token, const std::string& where) {
+  check(id >= 0, "{}: token '{}' has a negative id {}", where, token, id);
+  check(id <= kMaxTokenId, "{}: token '{}' has id {}, beyond the largest token id forma accepts ({})", where, token, id,
+        kMaxTokenId);
+}
+
+void check_token_id_density(int64_t highest_id, size_t tokens, std::string_view token, const std::string& where) {
+  const int64_t bound = 2 * static_cast<int64_t>(tokens) + kMaxTokenIdSlack;
+  check(highest_id < bound, "{}: token '{}' has id {}, far beyond the {} tokens of the vocabulary (ids must stay below {})",
+        where, token, highest_id, tokens, bound);
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   check(fs::exists(path), "{}: no such file or folder", path);
   if (fs::is_directory(path)) {

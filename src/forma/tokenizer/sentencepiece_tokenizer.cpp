@@ -21,6 +21,8 @@ class SentencePieceTokenizer : public Tokenizer {
   SentencePieceTokenizer(const std::string& serialized, const std::string& source) : source_(source) {
     auto status = sp_.LoadFromSerializedProto(serialized);
     check(status.ok(), "{}: not a SentencePiece model: {}", source, status.ToString());
+    check(sp_.GetPieceSize() > 0, "{}: the SentencePiece model has no pieces: the tokenizer has no tokens to encode text with",
+          source);
     std::vector<AddedToken> controls;
     for (int id = 0; id < sp_.GetPieceSize(); ++id) {
       if (!sp_.IsControl(id)) continue;

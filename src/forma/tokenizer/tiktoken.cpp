@@ -147,6 +147,9 @@ class TiktokenTokenizer : public Tokenizer {
     MappedFile file(path);
     std::string_view data = file.view();
     size_t line_no = 0;
+    std::vector<std::pair<std::string, int32_t>> entries;
+    int32_t highest = -1;
+    std::string highest_token;
     for (size_t pos = 0; pos < data.size();) {
       size_t end = data.find('\n', pos);
       if (end == std::string_view::npos) end = data.size();
@@ -165,13 +168,20 @@ class TiktokenTokenizer : public Tokenizer {
         check(c >= '0' && c <= '9', "{}:{}: bad rank '{}'", path, line_no, digits);
         rank = rank * 10 + (c - '0');
       }
-      int32_t r = static_cast<int32_t>(rank);
-      if (r >= static_cast<int32_t>(by_rank_.size())) by_rank_.resize(r + 1), has_rank_.resize(r + 1, false);
-      by_rank_[r] = *token;
-      has_rank_[r] = true;
-      ranks_.emplace(std::move(*token), r);
+      check_token_id(rank, line.substr(0, space), fmt::format("{}:{}", path, line_no));
+      if (rank > highest) highest = static_cast<int32_t>(rank), highest_token = std::string(line.substr(0, space));
+      entries.emplace_back(std::move(*token), static_cast<int32_t>(rank));
     }
-    check(!ranks_.empty(), "{}: no ranks in file", path);
+    check(!entries.empty(), "{}: no ranks in file", path);
+    // The rank -> token table has an entry per rank up to the highest: refuse a sparse one first.
+    check_token_id_density(highest, entries.size(), highest_token, path);
+    by_rank_.resize(static_cast<size_t>(highest) + 1);
+    has_rank_.assign(by_rank_.size(), false);
+    for (auto& [token, r] : entries) {
+      by_rank_[r] = token;
+      has_rank_[r] = true;
+      ranks_.emplace(std::move(token), r);
+    }
     vocab_size_ = static_cast<int32_t>(by_rank_.size());
   }
 

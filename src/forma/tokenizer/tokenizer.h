@@ -10,6 +10,21 @@
 
 namespace forma::tok {
 
+// The largest token id forma reads from a tokenizer file. Tokenizer files are untrusted: an id
+// indexes tables (id -> token) and, later, a model's embedding rows. 2^24 - 1 (16.8 million) is 64
+// times the largest vocabularies in use (Gemma 3's 262,144) and keeps ids exact in float32.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+// Ids may leave holes (added tokens after a padded vocabulary), but not many: the highest id must
+// stay below 2 x (number of tokens) + kMaxTokenIdSlack, so a table indexed by id is never much
+// larger than the file.
+constexpr int64_t kMaxTokenIdSlack = 65'536;
+
+// Errors (naming `where`, the token and the id) unless 0 <= id <= kMaxTokenId.
+void check_token_id(int64_t id, std::string_view token, const std::string& where);
+// Errors unless the ids up to `highest_id` are dense enough for `tokens` tokens (see above);
+// `token` is the one holding the highest id.
+void check_token_id_density(int64_t highest_id, size_t tokens, std::string_view token, const std::string& where);
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
