@@ -53,15 +53,17 @@ echo "   $run_seconds s"
 echo "== $cycles cycles of kill -9 and resume"
 out=$work/faulty
 ckpts=$out/checkpoints
+new_temps() { find "$ckpts" -maxdepth 1 -name '.tmp-step-*' -newer "$work/started" 2>/dev/null; }
 kills=0 kills_in_save=0 resumes=0 fresh_starts=0 uncommitted_latest=0 finished_early=0 failures=0
 for ((cycle = 1; cycle <= cycles; cycle++)); do
   args=("${common[@]}" --set "output_dir=$out")
   if [ -e "$ckpts/latest" ]; then args+=(--resume); resumes=$((resumes + 1)); else fresh_starts=$((fresh_starts + 1)); fi
+  touch "$work/started"  # a .tmp-step folder newer than this one is this process's save, not a stale one
   "$forma" train "${args[@]}" >>"$work/faulty.log" 2>&1 &
   pid=$!
   if ((cycle % 2 == 0)); then  # aimed at a save: a .tmp-step folder appears, then 0-9 ms more
     deadline=$((${EPOCHREALTIME/./} + ${run_seconds%.*} * 1000000 + 1000000))
-    while kill -0 "$pid" 2>/dev/null && ! compgen -G "$ckpts/.tmp-step-*" >/dev/null; do
+    while kill -0 "$pid" 2>/dev/null && [ -z "$(new_temps)" ]; do
       ((${EPOCHREALTIME/./} < deadline)) || break
     done
     sleep "0.00$((RANDOM % 10))"
@@ -71,7 +73,7 @@ for ((cycle = 1; cycle <= cycles; cycle++)); do
   if kill -9 "$pid" 2>/dev/null; then
     wait "$pid" 2>/dev/null || true
     kills=$((kills + 1))
-    if compgen -G "$ckpts/.tmp-step-*" >/dev/null; then kills_in_save=$((kills_in_save + 1)); fi
+    if [ -n "$(new_temps)" ]; then kills_in_save=$((kills_in_save + 1)); fi
     if [ -e "$ckpts/latest" ] && ! "$forma" ckpt info "$ckpts/latest" >/dev/null 2>&1; then
       uncommitted_latest=$((uncommitted_latest + 1))
       echo "cycle $cycle: latest is not a committed checkpoint" >&2
@@ -133,7 +135,7 @@ echo
 echo "== summary"
 echo "cycles                      $cycles_run of $cycles (steps $steps, a checkpoint every 5)$( ((finished_early)) && echo ': the run ended before the last kill')"
 echo "kills (SIGKILL)             $kills"
-echo "  of them during a save     $kills_in_save (a .tmp-step folder was there)"
+echo "  of them during a save     $kills_in_save (a .tmp-step folder of that process was there; removed by the next start)"
 echo "  latest not committed      $uncommitted_latest"
 echo "runs resumed (--resume)     $resumes"
 echo "fresh starts                $fresh_starts"
