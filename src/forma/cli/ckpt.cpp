@@ -45,6 +45,28 @@ std::string human_bytes(uint64_t bytes) {
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
 }
 
+void print_info_text(const std::string& dir, const std::string& not_committed, const train::CheckpointMetadata& m,
+                     const nlohmann::json& tensors, size_t files, size_t optimizer_tensors, uint64_t model_bytes,
+                     uint64_t optimizer_bytes) {
+  const auto& l = m.layout;
+  std::printf("checkpoint  %s\n", dir.c_str());
+  std::printf("committed   %s\n", not_committed.empty() ? "yes (manifest verified)" : ("NO: " + not_committed).c_str());
+  std::printf("step        %lld\n", static_cast<long long>(m.step));
+  std::printf("layout      %d processes: data_parallel %d x tensor_parallel %d (pipeline %d, context %d), "
+              "sequence_parallel %s, zero_stage %d\n",
+              l.world_size, l.data_parallel, l.tensor_parallel, l.pipeline_parallel, l.context_parallel,
+              l.sequence_parallel ? "true" : "false", l.zero_stage);
+  std::printf("tensors     %zu: model %zu (%s), optimizer %zu (%s), in %zu shard file(s)\n", m.tensors.size(),
+              m.tensors.size() - optimizer_tensors, human_bytes(model_bytes).c_str(), optimizer_tensors,
+              human_bytes(optimizer_bytes).c_str(), files);
+  for (const auto& t : tensors) {
+    const std::string shape = train::shape_text(t["shape"].get<std::vector<int64_t>>());
+    std::printf("  %-60s %-4s %-14s %2zu piece(s) %12s\n", t["name"].get<std::string>().c_str(),
+                t["dtype"].get<std::string>().c_str(), shape.c_str(), t["pieces"].get<size_t>(),
+                human_bytes(t["bytes"].get<uint64_t>()).c_str());
+  }
+}
+
 void run_info(const CkptArgs& args) {
   const std::string dir = checkpoint_folder(args.dir);
   std::string not_committed;  // why, when the manifest does not verify
@@ -83,24 +105,11 @@ void run_info(const CkptArgs& args) {
                           {"tensors", tensors}};
     if (!not_committed.empty()) out["not_committed_because"] = not_committed;
     std::printf("%s\n", out.dump().c_str());
-    return;
+  } else {
+    print_info_text(dir, not_committed, m, tensors, files.size(), optimizer_tensors, model_bytes, optimizer_bytes);
   }
-  std::printf("checkpoint  %s\n", dir.c_str());
-  std::printf("committed   %s\n", not_committed.empty() ? "yes (manifest verified)" : ("NO: " + not_committed).c_str());
-  std::printf("step        %lld\n", static_cast<long long>(m.step));
-  std::printf("layout      %d processes: data_parallel %d x tensor_parallel %d (pipeline %d, context %d), "
-              "sequence_parallel %s, zero_stage %d\n",
-              l.world_size, l.data_parallel, l.tensor_parallel, l.pipeline_parallel, l.context_parallel,
-              l.sequence_parallel ? "true" : "false", l.zero_stage);
-  std::printf("tensors     %zu: model %zu (%s), optimizer %zu (%s), in %zu shard file(s)\n", m.tensors.size(),
-              m.tensors.size() - optimizer_tensors, human_bytes(model_bytes).c_str(), optimizer_tensors,
-              human_bytes(optimizer_bytes).c_str(), files.size());
-  for (const auto& t : tensors) {
-    const std::string shape = train::shape_text(t["shape"].get<std::vector<int64_t>>());
-    std::printf("  %-60s %-4s %-14s %2zu piece(s) %12s\n", t["name"].get<std::string>().c_str(),
-                t["dtype"].get<std::string>().c_str(), shape.c_str(), t["pieces"].get<size_t>(),
-                human_bytes(t["bytes"].get<uint64_t>()).c_str());
-  }
+  // What could be read is printed; the status says whether the checkpoint may be used.
+  check(not_committed.empty(), "the checkpoint is not committed: {}", not_committed);
 }
 
 void run_merge(const CkptArgs& args) {
@@ -165,8 +174,8 @@ CommandRegistration reg(25, [](CLI::App& app) {
   ckpt->require_subcommand(1);
 
   auto info_args = std::make_shared<CkptArgs>();
-  auto* info =
-      ckpt->add_subcommand("info", "layout, step, tensors (global shapes, dtypes, pieces, sizes), committed or not");
+  auto* info = ckpt->add_subcommand(
+      "info", "layout, step, tensors (global shapes, dtypes, pieces, sizes), committed or not (exit status 1 when not)");
   info->add_option("dir", info_args->dir, "checkpoint folder (step-NNNNNNN), or a checkpoints folder (its latest)")
       ->required();
   info->add_flag("--json", info_args->json, "one JSON object instead of text");

@@ -6,6 +6,7 @@
 
 #include "forma/cli/command.h"
 #include "forma/core/error.h"
+#include "forma/core/files.h"
 #include "forma/core/log.h"
 #include "forma/data/indexed_dataset.h"
 #include "forma/data/prepare.h"
@@ -35,6 +36,10 @@ void run_prepare(const PrepareArgs& a) {
   options.add_special_tokens = a.add_special;
   options.append_eos = !a.no_eos;
   options.threads = a.threads;
+  // The tokenizer is read too (prepare_dataset checks the inputs).
+  for (const auto& out : {forma::data::bin_path(a.out), forma::data::idx_path(a.out)}) {
+    forma::check_output_is_not_input(out, {a.tokenizer}, "--out");
+  }
   auto tokenizer = forma::tok::load_tokenizer(a.tokenizer);
   auto stats = forma::data::prepare_dataset(a.inputs, *tokenizer, a.out, options);
   std::printf("wrote %s.bin and %s.idx: %lld documents, %lld tokens (%s), from %lld files (%lld bytes)",

@@ -2,6 +2,8 @@
 // a readable table on stdout and, with --out, a JSON report.
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 #include "forma/cli/command.h"
 #include "forma/cli/model_inputs.h"
 #include "forma/core/error.h"
@@ -51,6 +53,12 @@ forma::eval::TaskScore run_perplexity(forma::eval::Scorer& scorer, const forma::
 
 void run_eval(const EvalOptions& o) {
   forma::cli::apply_threads(o.threads);
+  if (!o.out.empty()) {  // the report must not replace what the evaluation reads
+    std::vector<std::string> read{o.data};
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(o.model, ec)) read.push_back(entry.path());
+    forma::check_output_is_not_input(o.out, read, "--out");
+  }
   const forma::ModelConfig config = forma::load_model_config(o.model);
   forma::check(o.max_length <= config.max_position_embeddings,
                "--max-length: {} exceeds the model's context ({} positions: max_position_embeddings in {})",

@@ -7,6 +7,7 @@
 #include "forma/cli/command.h"
 #include "forma/cli/model_inputs.h"
 #include "forma/core/error.h"
+#include "forma/core/files.h"
 #include "forma/core/log.h"
 #include "forma/infer/generate.h"
 #include "forma/model/hf_io.h"
@@ -28,6 +29,9 @@ struct LogitsArgs {
 void run_logits(const LogitsArgs& args) {
   apply_threads(args.threads);
   check(std::filesystem::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
+  std::vector<std::string> model_files;  // --out must not replace one of them (its weights, say)
+  for (const auto& entry : std::filesystem::directory_iterator(args.model_dir)) model_files.push_back(entry.path());
+  check_output_is_not_input(args.out, model_files, "--out");
   auto tokenizer = load_folder_tokenizer(args.model_dir);
   const std::vector<int32_t> ids = prompt_from_flags(args.prompt, args.prompt_ids, tokenizer.get(), args.model_dir);
   const ModelConfig model_config = load_model_config(args.model_dir);

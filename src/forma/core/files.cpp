@@ -142,4 +142,17 @@ void write_folder_atomic(const std::string& to, const std::function<void(const s
   fsync_path(target.parent_path().string());
 }
 
+void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs,
+                               std::string_view option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(output, ec)) return;  // an input exists, so a missing output is none of them
+  for (const auto& input : inputs) {
+    std::error_code same_ec;
+    check(!fs::equivalent(output, input, same_ec) || same_ec,
+          "{} {}: that is the input {} itself; writing it would destroy what is being read (choose another {})",
+          option, output, input, option);
+  }
+}
+
 }  // namespace forma

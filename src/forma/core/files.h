@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace forma {
 
@@ -47,5 +48,11 @@ void fsync_path(const std::string& path);
 // system) that is fsynced and renamed to `to` at the end. `to` must not exist or be an empty
 // folder (else forma::Error); on an exception the temporary folder is removed, `to` untouched.
 void write_folder_atomic(const std::string& to, const std::function<void(const std::string& tmp)>& fill);
+
+// Refuses (forma::Error naming both paths and `option`, the flag that named the output) to write
+// `output` when it is one of `inputs`: the same file or folder, also through a symlink or a hard
+// link. Called before anything is written, so that a command never replaces what it reads.
+void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs,
+                               std::string_view option);
 
 }  // namespace forma

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "forma/core/error.h"
+#include "forma/core/files.h"
 #include "forma/core/log.h"
 #include "forma/core/progress.h"
 
@@ -85,6 +86,8 @@ PrepareStats prepare_dataset(const std::vector<std::string>& inputs, const tok::
   std::optional<int32_t> eos = tokenizer.eos_id();
   check(!options.append_eos || eos.has_value(),
         "prepare: the tokenizer has no EOS token to append after each document");
+  // PREFIX.bin is replaced at the end: an input of that name would be lost (checked before writing).
+  for (const auto& out : {bin_path(out_prefix), idx_path(out_prefix)}) check_output_is_not_input(out, inputs, "--out");
   auto out_dir = std::filesystem::path(out_prefix).parent_path();
   if (!out_dir.empty()) {
     std::error_code ec;

@@ -32,6 +32,7 @@ struct PrepareStats {
 };
 
 // Writes out_prefix.bin and out_prefix.idx atomically: on any error nothing is left at out_prefix.
+// Refuses, before writing anything, an out_prefix whose .bin or .idx is one of the inputs.
 // Errors name the input file and line. Shows a progress bar over the input bytes.
 PrepareStats prepare_dataset(const std::vector<std::string>& inputs, const tok::Tokenizer& tokenizer,
                              const std::string& out_prefix, const PrepareOptions& options = {});

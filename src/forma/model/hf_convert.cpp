@@ -15,6 +15,7 @@
 #include "forma/core/progress.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
+#include "forma/train/checkpoint_dir.h"
 
 namespace forma {
 
@@ -213,6 +214,8 @@ ConvertResult convert_hf_folder(const std::string& from, const std::string& to, 
   check(fs::is_directory(from), "{}: not a folder", from);
   check(fs::exists(fs::path(from) / "config.json"), "{}: no config.json (not a Hugging Face model folder)", from);
   check(options.max_shard_bytes > 0, "convert: the shard size must be positive");
+  check_output_is_not_input(to, {from}, "--to");
+  train::verify_if_checkpoint(from);  // a training checkpoint's files must match its manifest
   ConvertResult result;
   write_folder_atomic(to, [&](const std::string& tmp) { result = write_folder(fs::path(from), fs::path(tmp), options); });
   return result;

@@ -13,6 +13,7 @@
 #include "forma/core/system.h"
 #include "forma/model/model_stats.h"
 #include "forma/model/tensor_io.h"
+#include "forma/train/checkpoint_dir.h"
 
 namespace forma {
 
@@ -179,6 +180,7 @@ void load_hf_state_dict(CausalLM& model, const StateDict& hf_weights, const std:
 
 CausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
   check(fs::is_directory(dir), "{}: not a model folder", dir);
+  train::verify_if_checkpoint(dir);  // a training checkpoint's files must match its manifest
   ModelConfig config = load_model_config(dir + "/config.json");
   const auto start = std::chrono::steady_clock::now();
   const MappedWeights weights = map_weights(dir);

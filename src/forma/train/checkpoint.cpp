@@ -127,24 +127,32 @@ std::string save_checkpoint(const std::string& checkpoints_dir, int keep_last, C
   if (role.writes_pieces) pieces = checkpoint_detail::owned_pieces(model, optimizer_state, role);
   // Rank 0 prepares the folder every rank writes into; the barrier publishes it.
   std::string tmp = checkpoint_temp_dir(checkpoints_dir, state.step);
-  if (role.rank == 0) prepare_checkpoint_dir(checkpoints_dir, state.step);
-  barrier();
-  write_rank_pieces(tmp, role.rank, pieces);
-  barrier();
   std::string final_dir = (fs::path(checkpoints_dir) / checkpoint_name(state.step)).string();
-  if (role.rank == 0) {
-    auto digests = merge_rank_indexes(tmp, role.layout.world_size, role.layout, state.step);
-    checkpoint_detail::copy_tokenizer(tokenizer_path, tmp);
-    if (tp == 1) {
-      save_pretrained(model, tmp);  // config.json and model.safetensors: an HF model folder
-    } else {
-      write_file_atomic((fs::path(tmp) / "config.json").string(), to_hf_json(model->config()).dump(2) + "\n");
+  try {
+    if (role.rank == 0) prepare_checkpoint_dir(checkpoints_dir, state.step);
+    barrier();
+    write_rank_pieces(tmp, role.rank, pieces);
+    barrier();
+    if (role.rank == 0) {
+      auto digests = merge_rank_indexes(tmp, role.layout.world_size, role.layout, state.step);
+      checkpoint_detail::copy_tokenizer(tokenizer_path, tmp);
+      if (tp == 1) {
+        save_pretrained(model, tmp);  // config.json and model.safetensors: an HF model folder
+      } else {
+        write_file_atomic((fs::path(tmp) / "config.json").string(), to_hf_json(model->config()).dump(2) + "\n");
+      }
+      write_generation_config(model->config(), tmp);
+      write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), trainer_state_to_json(state));
+      final_dir = finish_checkpoint(checkpoints_dir, state.step, keep_last, digests);
     }
-    write_generation_config(model->config(), tmp);
-    write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), trainer_state_to_json(state));
-    final_dir = finish_checkpoint(checkpoints_dir, state.step, keep_last, digests);
+    barrier();  // the checkpoint is committed for everyone
+  } catch (...) {
+    // A save that failed (a full disk, a rank that died) leaves no partial folder behind: it would
+    // keep the disk full. Every rank tries, whichever failed; once committed, tmp is gone already.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
   }
-  barrier();  // the checkpoint is committed for everyone
   return final_dir;
 }
 

@@ -52,6 +52,7 @@ namespace forma::train {
 namespace convert_detail = checkpoint_convert_detail;
 
 size_t merge_checkpoint(const std::string& dir, const std::string& to) {
+  check_output_is_not_input(to, {dir}, "--to");
   DistCheckpointReader reader(dir);
   CausalLM model = convert_detail::assemble_model(reader);
   write_folder_atomic(to, [&](const std::string& tmp) {
@@ -65,6 +66,7 @@ size_t merge_checkpoint(const std::string& dir, const std::string& to) {
 }
 
 void reshard_checkpoint(const std::string& dir, const std::string& to, const CheckpointLayout& layout) {
+  check_output_is_not_input(to, {dir}, "--to");
   DistCheckpointReader reader(dir);
   const std::string config_path = (std::filesystem::path(dir) / "config.json").string();
   const ModelConfig config = load_model_config(config_path);

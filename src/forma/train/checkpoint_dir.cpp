@@ -97,6 +97,25 @@ std::string prepare_checkpoint_dir(const std::string& checkpoints_dir, int64_t s
   return tmp;
 }
 
+int remove_stale_checkpoint_temps(const std::string& checkpoints_dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator(checkpoints_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".tmp-step-", 0) != 0 && name != ".latest.tmp") continue;
+    std::error_code remove_ec;
+    fs::remove_all(entry.path(), remove_ec);
+    if (remove_ec) {
+      log::warn("could not remove {}, left by an unfinished checkpoint save: {}", entry.path().string(),
+                remove_ec.message());
+      continue;
+    }
+    log::warn("removed {}, left by a checkpoint save that did not finish", entry.path().string());
+    ++removed;
+  }
+  return removed;
+}
+
 void write_checkpoint_manifest(const std::string& dir, const std::map<std::string, FileDigest>& known) {
   nlohmann::json files = nlohmann::json::object();
   for (auto& entry : fs::recursive_directory_iterator(dir)) {
@@ -174,6 +193,12 @@ void verify_checkpoint(const std::string& dir, const std::vector<std::string>& r
   }
   for (auto& rel : required_files) {
     check(manifest["files"].contains(rel), "{}: required file '{}' is not in the manifest", dir, rel);
+  }
+}
+
+void verify_if_checkpoint(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / kManifest) || fs::exists(fs::path(dir) / "trainer_state.json")) {
+    verify_checkpoint(dir, {});
   }
 }
 

@@ -35,6 +35,11 @@ std::string checkpoint_temp_dir(const std::string& checkpoints_dir, int64_t step
 // Creates the empty temp folder of `step` (removing what an interrupted attempt left there).
 std::string prepare_checkpoint_dir(const std::string& checkpoints_dir, int64_t step);
 
+// Removes what saves that never finished left in CHECKPOINTS (a process killed with SIGKILL cannot
+// clean up): .tmp-step-* folders and a .latest.tmp link, each with a warning. Only for the one
+// process that writes checkpoints, when no save is running (a run's start). Returns how many.
+int remove_stale_checkpoint_temps(const std::string& checkpoints_dir);
+
 // The commit of a filled temp folder: fsyncs every file, writes the manifest last, renames the
 // folder to step-NNNNNNN, updates `latest` and prunes to `keep_last`. `known` gives the digests of
 // files (by path relative to the folder) that their writers already computed, so that one process
@@ -55,6 +60,12 @@ std::string commit_checkpoint(const std::string& checkpoints_dir, int64_t step, 
 // Throws forma::Error saying what is wrong (no manifest, a missing file, a size or checksum
 // mismatch, a required file absent from the manifest).
 void verify_checkpoint(const std::string& dir, const std::vector<std::string>& required_files);
+
+// Verifies `dir` as verify_checkpoint does (no required files) when it is a folder a training run
+// wrote (a manifest.json or trainer_state.json in it): what loads a model folder for inference,
+// evaluation or conversion calls it, so that a checkpoint whose files changed since their commit is
+// refused naming the file. Other folders (Hugging Face model folders) pass unchecked.
+void verify_if_checkpoint(const std::string& dir);
 
 // The checkpoint to resume from. `requested` may be empty (CHECKPOINTS/latest), a checkpoints
 // folder, a `latest` pointer or a step folder. Invalid candidates are reported with a warning and

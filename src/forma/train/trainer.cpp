@@ -266,8 +266,16 @@ void Trainer::save() {
   // writing its pieces into the one distributed checkpoint (train/checkpoint.h).
   auto optimizer_state = optimizer_->gather_state_dict();
   auto role = checkpoint_role(mesh_.get(), recipe_, tp_ ? &tp_->shards : nullptr);
-  auto dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
-                             recipe_.tokenizer.path, role);
+  std::string dir;
+  try {
+    dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
+                          recipe_.tokenizer.path, role);
+  } catch (const std::exception& e) {
+    // save_checkpoint removed its partial folder; the last committed checkpoint is untouched.
+    fail("the checkpoint of step {} could not be saved in {} ({}); nothing of it was kept, and {} still names "
+         "the last committed checkpoint: free space and continue with --resume", state_.step, checkpoints_dir(),
+         e.what(), (fs::path(checkpoints_dir()) / "latest").string());
+  }
   log::info("checkpoint {} saved in {:.1f} s", dir, seconds_since(start));
   last_saved_step_ = state_.step;
 }
@@ -287,8 +295,18 @@ void Trainer::log_step(const StepResult& r, double interval_seconds, int64_t int
 RunEnd Trainer::run() {
   const auto& t = recipe_.training;
   const auto& lg = recipe_.logging;
-  if (writes_outputs()) metrics_ = std::make_unique<MetricsLog>(recipe_.output_dir, state_.step > 0 ? state_.step : -1);
-  install_stop_handlers();
+  if (writes_outputs()) {
+    metrics_ = std::make_unique<MetricsLog>(recipe_.output_dir, state_.step > 0 ? state_.step : -1);
+    remove_stale_checkpoint_temps(checkpoints_dir());  // no rank saves before this one prepares a folder
+  }
+  install_stop_handlers();  // forma train installed them already, before building the model
+  // A signal that came while the model and data loaded: no step has run in this process, so there
+  // is nothing new to save (a resumed run's checkpoint is still the latest); stop at once.
+  if (dp_.any(stop_requested())) {
+    if (stop_requested()) log::warn("signal {} received before the first step: stopping without training",
+                                    stop_signal_number());
+    return RunEnd::stopped;
+  }
   matmul_peak();  // measured once now, not in the middle of the first interval
   log::info("training steps {}..{}: {} tokens per step ({} x {} x {}), {:.3g} FLOPs per token", state_.step + 1,
             t.max_steps, tokens_per_step(), t.micro_batch_size, t.grad_accum_steps, t.seq_len, flops_per_token_);

@@ -49,7 +49,9 @@ class Trainer {
   // Continues from `checkpoint` ("" = OUTPUT/checkpoints/latest); see find_resumable_checkpoint.
   void resume(const std::string& checkpoint);
 
-  // Trains to training.max_steps, or until SIGINT/SIGTERM (a checkpoint is saved either way).
+  // Trains to training.max_steps, or until SIGINT/SIGTERM (a checkpoint is saved either way, after
+  // the step in flight). A signal that came before the first step (while the model and data
+  // loaded) stops it before training, with nothing to save: RunEnd::stopped, state().step unchanged.
   RunEnd run();
 
   StepResult step();   // one optimizer step (grad_accum_steps micro-batches)
