@@ -179,6 +179,20 @@ TEST(JinjaLimits, DeeplyNestedValuesAreBounded) {
   EXPECT_NE(limits_error_of("{{ [[[[1]]]] }}", small).find("nested deeper than 3"), std::string::npos);
 }
 
+TEST(JinjaLimits, NamespacesCannotBeLinkedIntoChainsOrCycles) {
+  // A chain of 100,000 namespaces built by mutation escaped the nesting limit (each link was built
+  // shallow) and overflowed the stack when freed; a namespace holding itself was a cycle (a leak).
+  const std::string chain = "{% set ns = namespace(head=namespace()) %}{% set t = ns.head %}"
+                            "{% for i in range(100000) %}{% set t.next = namespace() %}{% set t = t.next %}{% endfor %}";
+  EXPECT_NE(limits_error_of(chain).find("'t.next': a namespace attribute may not hold a namespace"), std::string::npos)
+      << limits_error_of(chain);
+  EXPECT_NE(limits_error_of("{% set ns = namespace() %}{% set ns.me = [ns] %}").find("may not hold a namespace"),
+            std::string::npos);
+  // Everything else a namespace is for still works, including namespaces built holding one.
+  EXPECT_EQ(limits_error_of("{% set ns = namespace(a=namespace(b=1), n=0) %}{% set ns.n = ns.n + ns.a.b %}"
+                            "{% set ns.l = [1, {'k': 2}] %}{{ ns.n }}"), "");
+}
+
 // The bounds are far from what real templates need: every shipped template renders a long
 // conversation under the defaults.
 TEST(JinjaLimits, RealTemplatesRenderLongConversations) {

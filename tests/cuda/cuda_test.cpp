@@ -68,7 +68,9 @@ TEST(CudaTraining, Fp32Bf16AndFp16FollowTheCpuCurve) {
     EXPECT_NEAR(fp32.step().loss, reference, 1e-3 * reference) << "fp32, step " << i + 1;
     EXPECT_NEAR(bf16.step().loss, reference, 2e-2 * reference) << "bf16, step " << i + 1;
     auto half = fp16.step();
-    if (!half.skipped) EXPECT_NEAR(half.loss, reference, 2e-2 * reference) << "fp16, step " << i + 1;
+    if (!half.skipped) {
+      EXPECT_NEAR(half.loss, reference, 2e-2 * reference) << "fp16, step " << i + 1;
+    }
   }
 }
 

@@ -77,7 +77,9 @@ TEST(Threads, DefaultIsTheAffinityMasksCoresAndTheFlagSetsThem) {
   EXPECT_EQ(threads_of_bench(""), std::stoi(nproc.output));
   EXPECT_EQ(threads_of_bench("--threads 1"), 1);
   auto pinned = test::run_command("taskset -c 0 '" + test::forma_binary() + "' env --json", false);
-  if (pinned.exit_code == 0) EXPECT_EQ(nlohmann::json::parse(pinned.output)["threads"], 1) << pinned.output;
+  if (pinned.exit_code == 0) {
+    EXPECT_EQ(nlohmann::json::parse(pinned.output)["threads"], 1) << pinned.output;
+  }
   auto bad = test::run_forma("generate --model '" + test::fixture("hf-tiny/llama") + "' --prompt-ids 1 --threads 100000");
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("--threads"), std::string::npos) << bad.output;

@@ -201,6 +201,15 @@ class Renderer {
       throw LocatedError(fmt::format("chat template line {}, column {}: cannot assign attribute on non-namespace object '{}'",
                                      stmt.line, stmt.column, stmt.targets[0]));
     }
+    // A namespace is the one value a template changes after building it: were it to take in a
+    // namespace, a loop could link them into a chain (or a cycle) of any length, past the nesting
+    // limit that is checked when values are built, and freeing that chain would overflow the stack.
+    // No chat template needs it; Jinja2 allows it.
+    if (value.holds_namespace()) {
+      throw LocatedError(fmt::format("chat template line {}, column {}: '{}.{}': a namespace attribute may not hold a "
+                                     "namespace (or a list or dict holding one)",
+                                     stmt.line, stmt.column, stmt.targets[0], stmt.attribute));
+    }
     const_cast<Value*>(target)->mutable_dict().set(stmt.attribute, std::move(value));
   }
 

@@ -76,12 +76,19 @@ class WalkGuard {
 
 Value::Value(ValueList items, bool is_tuple)
     : type_(Type::List), tuple_(is_tuple), list_(std::make_shared<ValueList>(std::move(items))) {
-  for (const auto& item : *list_) depth_ = std::max(depth_, item.depth_ + 1);
+  for (const auto& item : *list_) {
+    depth_ = std::max(depth_, item.depth_ + 1);
+    holds_namespace_ = holds_namespace_ || item.holds_namespace_;
+  }
   check_value_depth(depth_);
 }
 Value::Value(ValueDict dict)
     : type_(Type::Dict), dict_(std::make_shared<ValueDict>(std::move(dict))) {
-  for (const auto& entry : dict_->entries) depth_ = std::max(depth_, entry.second.depth_ + 1);
+  holds_namespace_ = dict_->is_namespace;
+  for (const auto& entry : dict_->entries) {
+    depth_ = std::max(depth_, entry.second.depth_ + 1);
+    holds_namespace_ = holds_namespace_ || entry.second.holds_namespace_;
+  }
   check_value_depth(depth_);
 }
 

@@ -75,6 +75,9 @@ class Value {
   const ValueDict& as_dict() const { return *dict_; }
   ValueDict& mutable_dict() { return *dict_; }  // shared: namespaces mutate in place
   const Function& as_function() const { return *function_; }
+  // A namespace, or a list or dict holding one (at any depth): the only values a template can
+  // change after building them.
+  bool holds_namespace() const { return holds_namespace_; }
 
   bool truthy() const;
   std::string type_name() const;  // Python's name: 'str', 'list', 'NoneType', ...
@@ -93,6 +96,7 @@ class Value {
   bool bool_ = false;
   bool tuple_ = false;
   uint32_t depth_ = 0;  // lists and dicts: 1 + the deepest item when built (jinja_limits.h)
+  bool holds_namespace_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::string string_;

@@ -114,12 +114,13 @@ void Trainer::build_model() {
   // One seed fixes the run: the default generator (used by any sampling) and the weight init.
   torch::manual_seed(recipe_.training.seed);
   const auto& path = recipe_.model.path;
-  check_sizes(load_model_config(path));
+  const ModelConfig config = load_model_config(path);  // read once: model.path may be a pipe
+  check_sizes(config);
   if (is_hf_folder(path)) {
     log::info("starting from the weights in {}", path);
     model_ = load_pretrained(path);
   } else {
-    model_ = CausalLM(load_model_config(path));
+    model_ = CausalLM(config);
     model_->init_weights(recipe_.training.seed);
   }
   // Built (or loaded) on the CPU with the seed's values, then moved: the same weights on any device.
