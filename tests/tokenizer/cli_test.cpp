@@ -54,5 +54,15 @@ TEST(TokenizerCli, UserErrorsExitWithOne) {
       1);
 }
 
+TEST(TokenizerCli, TrainRefusesToWriteOverItsCorpus) {
+  std::string dir = test::scratch_dir();
+  const std::string corpus = "a corpus that happens to be named tokenizer.json\n";
+  write_file_atomic(dir + "/tokenizer.json", corpus);
+  auto r = test::run_forma("tokenizer train --input " + dir + "/tokenizer.json --vocab-size 300 --out " + dir);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--out"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(dir + "/tokenizer.json"), corpus);
+}
+
 }  // namespace
 }  // namespace forma::tok

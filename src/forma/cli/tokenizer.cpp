@@ -39,6 +39,10 @@ void run_train(const TrainArgs& a) {
   options.vocab_size = a.vocab_size;
   options.special_tokens = a.special_tokens;
   options.min_frequency = a.min_frequency;
+  // The files written must not be the corpus read (the corpus is read after training starts).
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    forma::check_output_is_not_input(a.out + "/" + name, a.inputs, "--out");
+  }
   auto json = forma::tok::train_bpe_files(a.inputs, options);
   forma::tok::save_trained_tokenizer(json, a.out, a.model_max_length);
   forma::log::info("wrote {}/tokenizer.json ({} merges) and tokenizer_config.json", a.out,
