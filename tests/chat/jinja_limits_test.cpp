@@ -59,6 +59,13 @@ TEST(JinjaLimits, IntegerOverflowIsAnErrorNotAWrapOrATrap) {
 }
 
 // Results at the edge of 64 bits are exact: the same as Python's (through Jinja2 itself).
+TEST(JinjaLimits, ZeroToANegativePowerIsAnErrorAsInPython) {
+  for (const char* expr : {"0 ** -1", "0.0 ** -2", "0 ** -0.5"}) {
+    EXPECT_NE(limits_error_of(std::string("{{ ") + expr + " }}").find("negative power"), std::string::npos) << expr;
+  }
+  EXPECT_EQ(limits_error_of("{{ 0 ** 0 }}{{ 2 ** -1 }}"), "");
+}
+
 TEST(JinjaLimits, IntegerResultsAtTheEdgeMatchJinja2) {
   const std::string min = kLimitsInt64Min;
   std::vector<std::string> snippets = {

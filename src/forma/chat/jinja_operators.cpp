@@ -142,6 +142,8 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "**") {
     if (!floats && b.as_int() >= 0) return Value(checked_pow(a.as_int(), b.as_int()));
+    // Python: 0 ** -1 (and 0.0 ** -1.0) raise ZeroDivisionError rather than give inf.
+    check(a.as_double() != 0.0 || b.as_double() >= 0.0, "0.0 cannot be raised to a negative power");
     return Value(std::pow(a.as_double(), b.as_double()));
   }
   fail("unknown operator {}", op);
