@@ -184,5 +184,14 @@ TEST(Safetensors, RejectsMissingFields) {
   expect_rejected(write_raw("f.safetensors", header, std::string(4, '\0')), "data_offsets");
 }
 
+// Found by fuzz/fuzz_safetensors: the dimensions of an empty tensor before its 0 multiplied past
+// int64 in numel() (undefined behaviour; UBSan's report under make test-asan).
+TEST(Safetensors, EmptyTensorWithHugeDimensionsHasNoElements) {
+  std::string header = R"({"e":{"dtype":"U8","shape":[4294967296,2147483648,0],"data_offsets":[0,0]}})";
+  SafetensorsFile file(write_raw("e.safetensors", header, ""));
+  EXPECT_EQ(file.get("e").numel(), 0);
+  EXPECT_EQ(file.get("e").nbytes, 0u);
+}
+
 }  // namespace
 }  // namespace forma

@@ -108,6 +108,15 @@ TEST(ModelConfig, RejectsBadValuesNamingTheField) {
                "scale_attn_by_inverse_layer_idx");
 }
 
+// Found by fuzz/fuzz_model_config: a float integer beyond int64 was converted to int64 (undefined
+// behaviour), and gpt2's default n_inner, 4 * n_embd, overflowed for a huge n_embd.
+TEST(ModelConfig, HugeNumbersAreErrorsNotOverflows) {
+  expect_error({{"model_type", "llama"}, {"hidden_size", 1e300}}, "field 'hidden_size' must be an integer");
+  expect_error({{"model_type", "llama"}, {"hidden_size", -0x1p64}}, "field 'hidden_size' must be an integer");
+  expect_error({{"model_type", "gpt2"}, {"n_embd", int64_t{1} << 62}}, "field 'n_embd' (4611686018427387904) is too large");
+  EXPECT_EQ(parse_model_config({{"model_type", "llama"}, {"hidden_size", 64.0}}, "cfg.json").hidden_size, 64);
+}
+
 TEST(ModelConfig, LoadsPresetsByName) {
   ModelConfig c = load_model_config("llama-3.1-8b");
   EXPECT_EQ(c.num_key_value_heads, 8);

@@ -11,6 +11,7 @@
 #include "forma/core/files.h"
 #include "forma/train/checkpoint_dir.h"
 #include "forma/train/dist_checkpoint.h"
+#include "forma/train/dist_checkpoint_metadata.h"
 #include "forma/train/dist_checkpoint_reader.h"
 #include "test_paths.h"
 
@@ -237,6 +238,19 @@ TEST(DistCheckpoint, AFolderWithoutItsCommitMarkerIsNeverLoaded) {
   EXPECT_ERROR_HAS(error_of([&] { train::DistCheckpointReader reader(tmp); }), "no manifest.json");
   EXPECT_ERROR_HAS(error_of([&] { train::DistCheckpointReader reader(checkpoints + "/step-0000002"); }),
                    "no manifest.json");
+}
+
+// Found by fuzz/fuzz_dist_checkpoint_metadata: four sizes of 2^24 (each within its bound) multiplied
+// at once overflowed int64 (undefined behaviour; it wrapped to 0 here).
+TEST(DistCheckpoint, HugeLayoutSizesAreAnErrorNotAnOverflow) {
+  nlohmann::json j = {{"format", train::kDistCheckpointFormat},
+                      {"step", 1},
+                      {"layout", {{"world_size", 1}, {"pipeline_parallel", 1 << 24}, {"data_parallel", 1 << 24},
+                                  {"context_parallel", 1 << 24}, {"tensor_parallel", 1 << 24},
+                                  {"sequence_parallel", false}, {"zero_stage", 0}}},
+                      {"tensors", nlohmann::json::object()}};
+  EXPECT_ERROR_HAS(error_of([&] { train::parse_checkpoint_metadata(j.dump(), "m.json"); }), "m.json",
+                   "multiply to more than 1, but world_size is 1");
 }
 
 #undef EXPECT_ERROR_HAS

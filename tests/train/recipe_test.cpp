@@ -96,6 +96,15 @@ TEST(Recipe, MissingRequiredAndBrokenYaml) {
   EXPECT_NE(error_of(kMinimal, {"novalue"}).find("novalue"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_recipe: a list or mapping used as a key (`? [a]`) escaped as yaml-cpp's
+// TypedBadConversion instead of a forma::Error.
+TEST(Recipe, NonScalarKeysAreErrorsWithTheirLine) {
+  EXPECT_NE(error_of("? [a]\n: 1\n").find("r.yaml:1:3: a key must be a name"), std::string::npos)
+      << error_of("? [a]\n: 1\n");
+  std::string inner = error_of(std::string(kMinimal) + "tokenizer:\n  ? {x: 1}\n  : 2\n");
+  EXPECT_NE(inner.find("r.yaml:8:5: a key must be a name"), std::string::npos) << inner;
+}
+
 TEST(Recipe, ParallelSectionDefaultsValuesAndRefusals) {
   auto r = parse_recipe(kMinimal, "r.yaml");
   EXPECT_EQ(r.parallel.data_parallel, 0);  // auto: WORLD_SIZE / the other dimensions

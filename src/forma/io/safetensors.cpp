@@ -144,6 +144,9 @@ bool parse_dtype(const std::string& name, DType* out) {
 }
 
 int64_t TensorInfo::numel() const {
+  // An empty tensor's other dimensions may multiply past int64 (its nbytes, 0, is all that is
+  // checked); the dimensions of a non-empty one multiply to at most its byte count.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;

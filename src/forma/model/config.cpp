@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "forma/core/error.h"
@@ -67,8 +69,10 @@ class FieldReader {
     json v = take(key);
     if (v.is_null()) return fallback;
     // HF writes some integers as 8.0 in hand-edited files; accept whole floats.
-    if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))) {
-      return static_cast<int64_t>(v.get<double>());
+    // (Within int64's range: converting a larger double is undefined behaviour.)
+    if (v.is_number_float()) {
+      double x = v.get<double>();
+      if (x >= -0x1p63 && x < 0x1p63 && x == std::trunc(x)) return static_cast<int64_t>(x);
     }
     check(v.is_number_integer(), "{}: field '{}' must be an integer, got {}", source_, key, v.dump());
     return v.get<int64_t>();
@@ -153,6 +157,8 @@ void read_gpt2_fields(FieldReader& r, const TypeDefaults& d, ModelConfig& c) {
   c.num_hidden_layers = r.integer("n_layer", d.num_hidden_layers);
   c.num_attention_heads = r.integer("n_head", d.num_attention_heads);
   c.max_position_embeddings = r.integer("n_positions", d.max_position_embeddings);
+  check(c.hidden_size <= std::numeric_limits<int64_t>::max() / 4, "{}: field 'n_embd' ({}) is too large", c.source,
+        c.hidden_size);
   c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
   c.hidden_act = r.string("activation_function", d.hidden_act);
   c.norm_eps = r.number("layer_norm_epsilon", d.norm_eps);

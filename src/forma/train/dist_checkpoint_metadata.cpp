@@ -80,9 +80,15 @@ CheckpointLayout layout_from_json(const json& j, const std::string& where) {
   l.data_parallel = size("data_parallel");
   l.context_parallel = size("context_parallel");
   l.tensor_parallel = size("tensor_parallel");
-  const int64_t product = int64_t{l.pipeline_parallel} * l.data_parallel * l.context_parallel * l.tensor_parallel;
-  check(product == l.world_size, "{}: layout: the parallel sizes multiply to {}, but world_size is {}", where, product,
-        l.world_size);
+  // Each size is at most 2^24: stopping once the product passes world_size (also at most 2^24) keeps
+  // it below 2^48, where four sizes multiplied at once could overflow int64.
+  int64_t product = 1;
+  for (int size : {l.pipeline_parallel, l.data_parallel, l.context_parallel, l.tensor_parallel}) {
+    product *= size;
+    if (product > l.world_size) break;
+  }
+  check(product == l.world_size, "{}: layout: the parallel sizes multiply to {}{}, but world_size is {}", where,
+        product > l.world_size ? "more than " : "", product > l.world_size ? l.world_size : product, l.world_size);
   const json& sp = field(j, "sequence_parallel", where, "layout");
   check(sp.is_boolean(), "{}: layout.sequence_parallel must be true or false, got {}", where, sp.dump());
   l.sequence_parallel = sp.get<bool>();

@@ -30,6 +30,12 @@ struct Origins {
   }
 };
 
+// A mapping key as text. YAML allows any node as a key (`? [a, b]`); a recipe's keys are names.
+std::string key_text(const YAML::Node& key, const std::string& where) {
+  check(key.IsScalar(), "{}: a key must be a name, not a list or mapping", where);
+  return key.Scalar();
+}
+
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> parts;
   std::stringstream stream(text);
@@ -67,7 +73,7 @@ class Section {
   void finish() const {
     if (!node_ || !node_.IsMap()) return;
     for (auto it = node_.begin(); it != node_.end(); ++it) {
-      auto key = it->first.as<std::string>();
+      auto key = key_text(it->first, origins_.where(name_, it->first));
       if (known_.count(key)) continue;
       std::string names;
       for (auto& k : known_) names += (names.empty() ? "" : ", ") + k;
@@ -336,7 +342,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name
   static const std::set<std::string> kSections{"model",    "tokenizer", "data",       "training", "optimizer",
                                                "schedule", "logging",   "checkpoint", "parallel", "output_dir"};
   for (auto it = root.begin(); it != root.end(); ++it) {
-    auto key = it->first.as<std::string>();
+    auto key = key_text(it->first, origins.where("", it->first));
     if (!kSections.count(key)) {
       fail("{}: unknown key '{}' (sections: model, tokenizer, data, training, optimizer, schedule, "
            "logging, checkpoint, parallel, output_dir)", origins.where(key, it->first), key);
