@@ -188,8 +188,10 @@ TEST(BenchGenerateCli, RunsOnAFixtureAndPrintsTheColumns) {
     EXPECT_NE(table.output.find(row), std::string::npos) << row << "\n" << table.output;
   }
   EXPECT_NE(table.output.find(" ± "), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("read bandwidth "), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("of bandwidth |"), std::string::npos) << table.output;
 
-  auto json = test::run_forma("bench generate --model tiny-llama --batch-sizes 2 --pp 4 --tg 2 --reps 1 --json",
+  auto json = test::run_forma("bench generate --model tiny-llama --batch-sizes 2 --pp 4 --tg 2 --reps 1 --bandwidth-mib 32 --json",
                               /*with_stderr=*/false);
   ASSERT_EQ(json.exit_code, 0) << json.output;
   auto rows = nlohmann::json::parse(json.output);
@@ -200,6 +202,17 @@ TEST(BenchGenerateCli, RunsOnAFixtureAndPrintsTheColumns) {
   EXPECT_EQ(rows[0].at("model"), "tiny-llama (random weights)");
   EXPECT_EQ(rows[1].at("samples").size(), 1u);
   EXPECT_GT(rows[1].at("tokens_per_sec_mean").get<double>(), 0.0);
+  // Weights read per token and the share of the read bandwidth measured in the same run.
+  for (const auto& row : rows) {
+    EXPECT_GT(row.at("weight_bytes_per_token").get<double>(), 0.0) << row.dump();
+    EXPECT_GT(row.at("weight_gbytes_per_sec").get<double>(), 0.0) << row.dump();
+    EXPECT_GT(row.at("memory_bandwidth_gbytes_per_sec").get<double>(), 0.0) << row.dump();
+    EXPECT_GT(row.at("bandwidth_fraction").get<double>(), 0.0) << row.dump();
+  }
+  // A decode step reads every weight once for its 2 tokens; the prefill once for its 2 x 4.
+  EXPECT_NEAR(rows[0].at("weight_bytes_per_token").get<double>() * 8,
+              rows[1].at("weight_bytes_per_token").get<double>() * 2,
+              rows[1].at("weight_bytes_per_token").get<double>());
   // The context bounds --pp and --tg.
   EXPECT_EQ(test::run_forma("bench generate --model " + model + " --pp 64 --tg 4 --reps 1").exit_code, 1);
 }

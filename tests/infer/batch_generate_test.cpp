@@ -12,6 +12,7 @@
 
 #include "forma/core/error.h"
 #include "forma/core/files.h"
+#include "forma/infer/memory_bandwidth.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
 #include "piece_tokenizer.h"
@@ -209,6 +210,16 @@ TEST(BatchedErrors, BadRequestsNameTheirLabel) {
     EXPECT_NE(std::string(e.what()).find("request 2: "), std::string::npos) << e.what();
   }
   EXPECT_THROW(generate_batch(model, {}), Error);
+}
+
+TEST(BenchFigures, WeightBytesPerStepCountEveryWeightOnceAndTheRowsEmbeddings) {
+  CausalLM model(load_model_config("tiny-llama"), torch::kBFloat16);  // untied, 4096 x 256 embedding
+  int64_t all = 0;
+  for (const auto& p : model->parameters()) all += p.numel() * 2;
+  const int64_t table = 4096 * 256 * 2, row = 256 * 2;
+  EXPECT_EQ(weight_bytes_per_step(model, 1), all - table + row);
+  EXPECT_EQ(weight_bytes_per_step(model, 16), all - table + 16 * row);
+  EXPECT_GT(measure_read_bandwidth(8 << 20, 1), 0.0);
 }
 
 }  // namespace

@@ -7,9 +7,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include <ATen/ops/scaled_dot_product_attention.h>
+
+#include "forma/model/config.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
 #include "test_paths.h"
@@ -52,6 +57,76 @@ TEST(CausalMask, ByHand) {
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// HF's eager GQA: K and V repeated per query head (repeat_kv), then plain attention.
+torch::Tensor repeated_kv_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    const torch::Tensor& allowed) {
+  const int64_t group = q.size(1) / k.size(1);
+  torch::Tensor kr = k.repeat_interleave(group, 1), vr = v.repeat_interleave(group, 1);
+  torch::Tensor scores = torch::matmul(q, kr.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));
+  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+  return torch::matmul(torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type()), vr);
+}
+
+TEST(GroupedAttention, EqualsRepeatedKvOnRandomInputs) {
+  torch::manual_seed(3);
+  // 12 query heads over 4 kv heads (llama-125m's grouping), MQA (1 kv head) and plain MHA; a chunk
+  // of 3 queries after 4 cached keys, one decode query, and left-padded rows.
+  struct Case { int64_t q_heads, kv_heads, count, keys; bool padded; };
+  for (const Case& c : {Case{12, 4, 3, 7, false}, Case{12, 4, 1, 9, false}, Case{8, 1, 2, 5, true},
+                        Case{6, 6, 4, 4, true}}) {
+    const int64_t batch = 2, dim = 16;
+    torch::Tensor q = torch::randn({batch, c.q_heads, c.count, dim});
+    torch::Tensor k = torch::randn({batch, c.kv_heads, c.keys, dim});
+    torch::Tensor v = torch::randn({batch, c.kv_heads, c.keys, dim});
+    const int64_t start = c.keys - c.count;
+    torch::Tensor allowed = c.padded ? padded_causal_mask(start, c.count, 0, torch::tensor({1, 0}, torch::kLong))
+                                     : causal_mask(start, c.count, 0, torch::kCPU);
+    torch::Tensor grouped = grouped_attention_products(q, k, v, allowed, std::sqrt(static_cast<double>(dim)));
+    EXPECT_LT(max_abs_diff(grouped, repeated_kv_attention(q, k, v, allowed)), 1e-5)
+        << c.q_heads << "/" << c.kv_heads << " heads, " << c.count << " queries";
+    // The fused kernel's in-place GQA (enable_gqa) agrees too.
+    torch::Tensor fused = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, std::nullopt,
+                                                           c.kv_heads != c.q_heads);
+    EXPECT_LT(max_abs_diff(grouped, fused), 1e-5);
+    // bf16 in, bf16 out, within bf16 rounding of the fp32 result.
+    torch::Tensor grouped16 = grouped_attention_products(q.to(torch::kBFloat16), k.to(torch::kBFloat16),
+                                                         v.to(torch::kBFloat16), allowed, std::sqrt(16.0));
+    EXPECT_EQ(grouped16.scalar_type(), torch::kBFloat16);
+    EXPECT_LT(max_abs_diff(grouped16, grouped), 0.05);
+  }
+}
+
+TEST(KVCacheLayout, StaysInTheComputeDtypeAndAppendsInPlace) {
+  KVCache cache(/*num_layers=*/2, /*max_length=*/8);
+  auto opts = torch::TensorOptions().dtype(torch::kBFloat16);
+  auto [k0, v0] = cache.update(0, torch::randn({1, 2, 3, 4}, opts), torch::randn({1, 2, 3, 4}, opts));
+  cache.update(1, torch::randn({1, 2, 3, 4}, opts), torch::randn({1, 2, 3, 4}, opts));
+  cache.advance(3);
+  torch::Tensor step = torch::randn({1, 2, 1, 4}, opts);
+  auto [k1, v1] = cache.update(0, step, step);
+  EXPECT_EQ(k1.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(v1.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(k1.sizes(), (std::vector<int64_t>{1, 2, 4, 4}));
+  // The same preallocated storage, the new position written in place (no concatenation).
+  EXPECT_EQ(k1.data_ptr(), k0.data_ptr());
+  EXPECT_EQ(v1.data_ptr(), v0.data_ptr());
+  EXPECT_TRUE(torch::equal(k1.narrow(2, 3, 1), step));
+
+  // A bf16 model's cache holds bf16 keys after a forward.
+  CausalLM model(load_model_config("tiny-llama"), torch::kBFloat16);
+  model->init_weights(0);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  KVCache model_cache(model->config(), 6);
+  model->forward(torch::tensor({{1, 2, 3}}, torch::kLong), &model_cache);
+  auto [keys, values] = model_cache.update(0, torch::zeros({1, model->config().num_key_value_heads, 1,
+                                                            model->config().head_dim}, opts),
+                                           torch::zeros({1, model->config().num_key_value_heads, 1,
+                                                         model->config().head_dim}, opts));
+  EXPECT_EQ(keys.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(keys.size(2), 4);
 }
 
 class AttentionKernels : public ::testing::TestWithParam<std::tuple<std::string, AttentionKernel>> {

@@ -4,11 +4,15 @@
 //   ppN  prompt processing: one prefill of B prompts of N random tokens; B * N / seconds
 //   tgN  text generation: B one-token prompts, then N greedy decode steps; B * N / seconds
 // mean ± sample standard deviation over --reps timed runs, after one short untimed warm-up run.
+// Next to tokens/s: the bytes of weights one token costs (a step reads every weight once for its
+// B tokens; a prefill for its B * N), and for tg the fraction of the machine's read bandwidth the
+// weight reads reach, the bandwidth measured in the same run (infer/memory_bandwidth.h).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
@@ -17,6 +21,7 @@
 #include "forma/core/error.h"
 #include "forma/core/log.h"
 #include "forma/infer/batch_generate.h"
+#include "forma/infer/memory_bandwidth.h"
 #include "forma/model/hf_io.h"
 
 // A named namespace (not an anonymous one): unity builds compile the commands in one unit.
@@ -34,6 +39,7 @@ struct BenchGenerateArgs {
   std::string dtype = "fp32";
   std::string device = "auto";
   int threads = 0;
+  int64_t bandwidth_mib = 256;
   bool json = false;
 };
 
@@ -41,6 +47,10 @@ struct Measurement {
   int64_t batch = 0;
   std::string test;  // "pp512", "tg128"
   std::vector<double> tokens_per_second;
+  double weight_bytes_per_token = 0;  // weights read per step / tokens per step
+
+  // Bytes of weights read per second at the mean speed.
+  double weight_bytes_per_second() const { return mean() * weight_bytes_per_token; }
 
   double mean() const {
     double sum = 0;
@@ -120,6 +130,12 @@ void run_bench_generate(const BenchGenerateArgs& args) {
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
 
+  // Read bandwidth with the threads that run the model, measured before the tests (and so under the
+  // same load of the machine, give or take).
+  const double bandwidth = infer::measure_read_bandwidth(args.bandwidth_mib << 20);
+  log::info("bench generate: read bandwidth {:.1f} GB/s ({} MiB buffer, {} threads)", bandwidth / 1e9,
+            args.bandwidth_mib, torch::get_num_threads());
+
   std::mt19937_64 rng(args.seed);
   std::vector<Measurement> measurements;
   for (int64_t batch : batch_sizes) {
@@ -128,6 +144,10 @@ void run_bench_generate(const BenchGenerateArgs& args) {
     run_once(model, batch, 0, std::min<int64_t>(args.tg, 4), rng);
     for (bool prompt_test : {true, false}) {
       Measurement m{batch, fmt::format("{}{}", prompt_test ? "pp" : "tg", prompt_test ? args.pp : args.tg), {}};
+      // A prefill is one step over batch * pp tokens; a decode step one over batch tokens.
+      const int64_t step_tokens = prompt_test ? batch * args.pp : batch;
+      m.weight_bytes_per_token = static_cast<double>(infer::weight_bytes_per_step(model, step_tokens)) /
+                                 static_cast<double>(step_tokens);
       for (int rep = 0; rep < args.reps; ++rep) {
         m.tokens_per_second.push_back(run_once(model, batch, prompt_test ? args.pp : 0, args.tg, rng));
         log::info("bench generate: batch {} {} run {}/{}: {:.1f} tokens/s", batch, m.test, rep + 1, args.reps,
@@ -143,17 +163,28 @@ void run_bench_generate(const BenchGenerateArgs& args) {
       out.push_back({{"model", description},    {"parameters", parameters},   {"threads", torch::get_num_threads()},
                      {"dtype", compute_dtype_name(model->dtype())}, {"device", model->parameters().front().device().str()},
                      {"batch", m.batch},        {"test", m.test},             {"tokens_per_sec_mean", m.mean()},
-                     {"tokens_per_sec_sd", m.sd()}, {"samples", m.tokens_per_second}});
+                     {"tokens_per_sec_sd", m.sd()}, {"samples", m.tokens_per_second},
+                     {"weight_bytes_per_token", m.weight_bytes_per_token},
+                     {"weight_gbytes_per_sec", m.weight_bytes_per_second() / 1e9},
+                     {"memory_bandwidth_gbytes_per_sec", bandwidth / 1e9},
+                     {"bandwidth_fraction", m.weight_bytes_per_second() / bandwidth},
+                     {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("model %s: %.2fM parameters, %s on %s, %d threads, %d runs each\n\n", description.c_str(),
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("model %s: %.2fM parameters, %s on %s, %d threads, %d runs each\n", description.c_str(),
               static_cast<double>(parameters) / 1e6, compute_dtype_name(model->dtype()),
               model->parameters().front().device().str().c_str(), torch::get_num_threads(), args.reps);
-  fmt::print("| batch | test   |              t/s |\n|------:|:-------|-----------------:|\n");
+  std::printf("read bandwidth %.1f GB/s (%lld MiB, same threads), OpenMP wait policy %s\n\n", bandwidth / 1e9,
+              static_cast<long long>(args.bandwidth_mib), wait_policy ? wait_policy : "default");
+  fmt::print("| batch | test   |              t/s | weights/token | weight GB/s | of bandwidth |\n"
+             "|------:|:-------|-----------------:|--------------:|------------:|-------------:|\n");
   for (const auto& m : measurements) {
-    fmt::print("| {:>5} | {:<6} | {:>16} |\n", m.batch, m.test, fmt::format("{:.1f} ± {:.1f}", m.mean(), m.sd()));
+    fmt::print("| {:>5} | {:<6} | {:>16} | {:>10.1f} MB | {:>11.1f} | {:>11.0f}% |\n", m.batch, m.test,
+               fmt::format("{:.1f} ± {:.1f}", m.mean(), m.sd()), m.weight_bytes_per_token / 1e6,
+               m.weight_bytes_per_second() / 1e9, 100.0 * m.weight_bytes_per_second() / bandwidth);
   }
   std::fflush(stdout);
 }
@@ -170,6 +201,9 @@ CommandRegistration reg(81, [](CLI::App& app) {
   cmd->add_option("--tg", args->tg, "generated tokens per row of the generation test (default 128)");
   cmd->add_option("--reps", args->reps, "timed runs per test (default 3)");
   cmd->add_option("--seed", args->seed, "seed of the random prompt ids (default 0)");
+  cmd->add_option("--bandwidth-mib", args->bandwidth_mib,
+                  "buffer of the read-bandwidth measurement in MiB, several times the last-level cache (default 256)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
   add_threads_option(cmd, &args->threads);

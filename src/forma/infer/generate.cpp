@@ -56,8 +56,12 @@ torch::Tensor as_batch_of_one(const std::vector<int32_t>& ids, torch::Device dev
   return cpu.to(device).unsqueeze(0);  // [1, T]
 }
 
-// Logits of the last position: [1, T, V] -> [V].
-torch::Tensor last_logits(const torch::Tensor& logits) { return logits.select(0, 0).select(0, -1); }
+// Next-token logits [V] of a batch of one: the output projection of the last position only (the
+// [T, V] logits of a whole prompt are never computed; `forma logits` asks forward() for them).
+torch::Tensor next_logits(CausalLM& model, const torch::Tensor& ids, KVCache* cache) {
+  torch::Tensor hidden = model->transformer()->forward(ids, cache);  // [1, T, C]
+  return model->output_logits(hidden.select(1, -1)).select(0, 0);    // [V]
+}
 
 }  // namespace
 
@@ -77,15 +81,14 @@ GenerationResult generate(CausalLM& model, const std::vector<int32_t>& prompt_id
   std::vector<int32_t> sequence = prompt_ids;  // prompt + generated, for the no-cache path
   const auto start = std::chrono::steady_clock::now();
   // Prefill: the whole prompt in one forward; its last position predicts the first new token.
-  torch::Tensor logits = last_logits(model->forward(as_batch_of_one(prompt_ids, device),
-                                                    cache ? &*cache : nullptr));
+  torch::Tensor logits = next_logits(model, as_batch_of_one(prompt_ids, device), cache ? &*cache : nullptr);
   const auto prefilled = std::chrono::steady_clock::now();
   while (true) {
     const int32_t token = decoder.step(logits);
     if (decoder.done()) break;  // no forward for a token nobody will read
     sequence.push_back(token);
-    logits = cache ? last_logits(model->forward(as_batch_of_one({token}, device), &*cache))
-                   : last_logits(model->forward(as_batch_of_one(sequence, device)));
+    logits = cache ? next_logits(model, as_batch_of_one({token}, device), &*cache)
+                   : next_logits(model, as_batch_of_one(sequence, device), nullptr);
   }
   GenerationResult result = decoder.finish();
 

@@ -57,22 +57,32 @@ torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor
   return y.view({y.size(0), y.size(1), heads, head_dim_}).transpose(1, 2);  // [B, H, T, D]
 }
 
-torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
-                                                const torch::Tensor& mask) const {
-  const int64_t q_heads = q.size(1), kv_heads = k.size(1);
-  if (kv_heads != q_heads) {
-    // GQA/MQA: query head h reads kv head h / (q_heads / kv_heads), as HF's repeat_kv.
-    k = k.repeat_interleave(q_heads / kv_heads, 1);
-    v = v.repeat_interleave(q_heads / kv_heads, 1);
-  }
+torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& allowed, double scale_divisor) {
+  const int64_t batch = q.size(0), q_heads = q.size(1), count = q.size(2), dim = q.size(3);
+  const int64_t kv_heads = k.size(1), keys = k.size(2), group = q_heads / kv_heads;
+  check(q_heads % kv_heads == 0, "attention: {} query heads for {} kv heads", q_heads, kv_heads);
+  // GQA/MQA: query head h reads kv head h / group, as HF's repeat_kv, without copying K and V per
+  // query head: the queries of one kv head are grouped ([B, Hkv, G, T, D]) and K, V [B, Hkv, 1, S, D]
+  // broadcast over the group (a batched matmul over B * Hkv with G * T rows each).
+  torch::Tensor qg = q.reshape({batch, kv_heads, group * count, dim});  // [B, Hkv, G*T, D]
   // bf16 products accumulate in fp32 and are rounded once, small ones too (LibTorch 1.13's batched
   // matmul did not, which needed a workaround here; LibTorch 2.15's does, docs/generation.md).
-  torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim_));
+  torch::Tensor scores = torch::matmul(qg, k.transpose(2, 3)).view({batch, kv_heads, group, count, keys}) / scale_divisor;
+  // allowed: [T, S] or [B, 1, T, S] -> broadcast over [B, Hkv, G, T, S].
+  torch::Tensor blocked = allowed.logical_not();
+  if (blocked.dim() == 4) blocked = blocked.unsqueeze(2);
+  scores = scores.masked_fill(blocked, -std::numeric_limits<double>::infinity());
+  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+  torch::Tensor out = torch::matmul(probs.view({batch, kv_heads, group * count, keys}), v);  // [B, Hkv, G*T, D]
+  return out.view({batch, q_heads, count, dim});
+}
+
+torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
+                                                const torch::Tensor& mask) const {
   const int64_t count = q.size(2), keys = k.size(2);
   torch::Tensor allowed = mask.defined() ? mask : causal_mask(keys - count, count, 0, q.device());
-  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());  // [B, H, T, S]
-  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-  return torch::matmul(probs, v);  // [B, H, T, D]
+  return grouped_attention_products(q, k, v, allowed, std::sqrt(static_cast<double>(head_dim_)));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {

@@ -44,6 +44,12 @@ torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const to
 torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
                                  const torch::Tensor& left_padding);
 
+// The explicit attention products: q [B, H, T, D] over k, v [B, Hkv, S, D] (H a multiple of Hkv,
+// query head h reads kv head h / (H / Hkv)), `allowed` bool [T, S] or [B, 1, T, S]; scores divided
+// by `scale_divisor` (sqrt(D)), softmax in fp32, -> [B, H, T, D]. K and V are never repeated per query head.
+torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& allowed, double scale_divisor);
+
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const ModelConfig& config, const Architecture& arch, int64_t layer_index);

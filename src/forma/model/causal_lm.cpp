@@ -57,7 +57,9 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   inputs.cache = cache;
   inputs.kernel = attention_kernel;
   const int64_t window = config_.effective_sliding_window();
-  if (cache && cache->left_padding().defined()) {
+  // Rows without padding (all of them at 0) take the plain path: the same positions and mask, built
+  // once for the batch instead of per row (and no mask at all for a decode step).
+  if (cache && cache->left_padding().defined() && cache->has_padding()) {
     // Left-padded batch rows (kv_cache.h): each row's positions start after its padding; padding
     // tokens get position 0 and are masked out.
     torch::Tensor padding = cache->left_padding().to(x.device());

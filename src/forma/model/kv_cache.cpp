@@ -52,6 +52,7 @@ void KVCache::set_left_padding(const torch::Tensor& left_padding) {
   check(left_padding.dim() == 1 && left_padding.scalar_type() == torch::kInt64,
         "KVCache: left padding must be an int64 vector [B]");
   left_padding_ = left_padding;
+  has_padding_ = left_padding.numel() > 0 && left_padding.max().item<int64_t>() > 0;
 }
 
 void KVCache::select_rows(const torch::Tensor& rows) {
@@ -61,6 +62,7 @@ void KVCache::select_rows(const torch::Tensor& rows) {
     left_padding_ = left_padding_.index_select(0, rows.to(left_padding_.device()));
     shared_padding = std::min(left_padding_.min().item<int64_t>(), length_);
     left_padding_ = left_padding_ - shared_padding;
+    has_padding_ = left_padding_.max().item<int64_t>() > 0;
   }
   for (auto* tensors : {&keys_, &values_}) {
     for (torch::Tensor& t : *tensors) {

@@ -40,6 +40,9 @@ class KVCache {
   // Per-row left padding (int64 [B], before the first forward call); undefined = no padding.
   void set_left_padding(const torch::Tensor& left_padding);
   const torch::Tensor& left_padding() const { return left_padding_; }
+  // Whether some row has left padding (false without padding, or when every row's is 0: then the
+  // rows share their positions and plain causal attention, and a decode step needs no mask).
+  bool has_padding() const { return has_padding_; }
   // Keeps only the batch rows `rows` (int64 indices, in the new order) of every layer and of the
   // padding, e.g. to drop finished sequences, then drops the leading positions that are padding
   // in every kept row (length() and the paddings shrink by as much; model positions are unchanged).
@@ -50,6 +53,7 @@ class KVCache {
   int64_t length_ = 0;
   std::vector<torch::Tensor> keys_, values_;
   torch::Tensor left_padding_;
+  bool has_padding_ = false;
 };
 
 }  // namespace forma
