@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -20,6 +21,10 @@
 #include "forma/kernels/gemv.h"
 
 namespace forma::kernels {
+
+// ctest's names show the path ("GetParam() = avx2"), not its bytes.
+void PrintTo(GemvPath path, std::ostream* out) { *out << gemv_path_name(path); }
+
 namespace {
 
 struct Shape {

@@ -62,7 +62,7 @@ constexpr int kTileRows = 4;
 struct Avx512F32 {
   static constexpr int kRowsOfW = 4;
   template <int M, int R>
-  FORMA_TARGET_AVX512 static void tile(const float* x, const float* w, int64_t k, float* out) {
+  FORMA_TARGET_AVX512 static void tile(const float* x, const float* w, int64_t k, float* out, const float* next) {
     __m512 acc[M][R];
 #pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
@@ -71,6 +71,10 @@ struct Avx512F32 {
     }
     int64_t kk = 0;
     for (; kk + 16 <= k; kk += 16) {
+      if (next) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * k + kk), _MM_HINT_T1);
+      }
       __m512 wv[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_ps(w + r * k + kk);
@@ -108,7 +112,7 @@ struct Avx512Bf16Widen {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
   }
   template <int M, int R>
-  FORMA_TARGET_AVX512 static void tile(const float* x, const uint16_t* w, int64_t k, float* out) {
+  FORMA_TARGET_AVX512 static void tile(const float* x, const uint16_t* w, int64_t k, float* out, const uint16_t* next) {
     __m512 acc[M][R];
 #pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
@@ -117,6 +121,10 @@ struct Avx512Bf16Widen {
     }
     int64_t kk = 0;
     for (; kk + 16 <= k; kk += 16) {
+      if (next) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * k + kk), _MM_HINT_T1);
+      }
       __m512 wv[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
@@ -153,7 +161,7 @@ struct Avx512Bf16Widen {
 struct Avx512Bf16Dot {
   static constexpr int kRowsOfW = 4;
   template <int M, int R>
-  FORMA_TARGET_AVX512BF16 static void tile(const uint16_t* x, const uint16_t* w, int64_t k, float* out) {
+  FORMA_TARGET_AVX512BF16 static void tile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, const uint16_t* next) {
     __m512 acc[M][R];
 #pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
@@ -162,6 +170,10 @@ struct Avx512Bf16Dot {
     }
     int64_t kk = 0;
     for (; kk + 32 <= k; kk += 32) {
+      if (next) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * k + kk), _MM_HINT_T1);
+      }
       __m512bh wv[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_loadu_si512(w + r * k + kk);
@@ -209,7 +221,7 @@ FORMA_TARGET_AVX2 __m256i avx2_tail_mask(int64_t count) {
 struct Avx2F32 {
   static constexpr int kRowsOfW = 2;
   template <int M, int R>
-  FORMA_TARGET_AVX2 static void tile(const float* x, const float* w, int64_t k, float* out) {
+  FORMA_TARGET_AVX2 static void tile(const float* x, const float* w, int64_t k, float* out, const float* next) {
     __m256 acc[M][R];
 #pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
@@ -218,6 +230,10 @@ struct Avx2F32 {
     }
     int64_t kk = 0;
     for (; kk + 8 <= k; kk += 8) {
+      if (next) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * k + kk), _MM_HINT_T1);
+      }
       __m256 wv[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) wv[r] = _mm256_loadu_ps(w + r * k + kk);
@@ -254,7 +270,7 @@ struct Avx2Bf16Widen {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
   }
   template <int M, int R>
-  FORMA_TARGET_AVX2 static void tile(const float* x, const uint16_t* w, int64_t k, float* out) {
+  FORMA_TARGET_AVX2 static void tile(const float* x, const uint16_t* w, int64_t k, float* out, const uint16_t* next) {
     __m256 acc[M][R];
 #pragma GCC unroll 4
     for (int i = 0; i < M; ++i) {
@@ -263,6 +279,10 @@ struct Avx2Bf16Widen {
     }
     int64_t kk = 0;
     for (; kk + 8 <= k; kk += 8) {
+      if (next) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * k + kk), _MM_HINT_T1);
+      }
       __m256 wv[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) wv[r] = widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * k + kk)));
@@ -305,7 +325,7 @@ struct Scalar {
   static float value(float v) { return v; }
   static float value(uint16_t v) { return bf16_to_float(v); }
   template <int M, int R>
-  static void tile(const XT* x, const WT* w, int64_t k, float* out) {
+  static void tile(const XT* x, const WT* w, int64_t k, float* out, const WT* /*next*/) {
     for (int i = 0; i < M; ++i) {
       for (int r = 0; r < R; ++r) {
         float acc = 0.0f;
@@ -317,16 +337,16 @@ struct Scalar {
 };
 
 template <typename Isa, int M, typename XT, typename WT>
-void tile_rows(const XT* x, const WT* w, int64_t k, int rows, float* out) {
+void tile_rows(const XT* x, const WT* w, int64_t k, int rows, float* out, const WT* next) {
   constexpr int R = Isa::kRowsOfW;
   if (rows == R) {
-    Isa::template tile<M, R>(x, w, k, out);
+    Isa::template tile<M, R>(x, w, k, out, next);
     return;
   }
   // The last rows of a thread's range: one at a time, then spread into the R-wide layout of out.
   float one[M];
   for (int r = 0; r < rows; ++r) {
-    Isa::template tile<M, 1>(x, w + r * k, k, one);
+    Isa::template tile<M, 1>(x, w + r * k, k, one, nullptr);
     for (int i = 0; i < M; ++i) out[i * R + r] = one[i];
   }
 }
@@ -344,11 +364,14 @@ void gemv_range(const XT* x, const WT* w, const YT* bias, YT* y, int64_t m, int6
     for (int64_t i0 = 0; i0 < m; i0 += kTileRows) {
       const int mi = static_cast<int>(std::min<int64_t>(kTileRows, m - i0));
       const XT* xi = x + i0 * k;
+      // The first pass over this block of W asks for the next block (software prefetch into L2: the
+      // rows are short streams the hardware prefetchers pick up late); later passes find it cached.
+      const WT* next = i0 == 0 && j + 2 * R <= j1 ? wj + R * k : nullptr;
       switch (mi) {
-        case 1: tile_rows<Isa, 1>(xi, wj, k, rows, out); break;
-        case 2: tile_rows<Isa, 2>(xi, wj, k, rows, out); break;
-        case 3: tile_rows<Isa, 3>(xi, wj, k, rows, out); break;
-        default: tile_rows<Isa, 4>(xi, wj, k, rows, out); break;
+        case 1: tile_rows<Isa, 1>(xi, wj, k, rows, out, next); break;
+        case 2: tile_rows<Isa, 2>(xi, wj, k, rows, out, next); break;
+        case 3: tile_rows<Isa, 3>(xi, wj, k, rows, out, next); break;
+        default: tile_rows<Isa, 4>(xi, wj, k, rows, out, next); break;
       }
       for (int i = 0; i < mi; ++i) {
         for (int r = 0; r < rows; ++r) {
