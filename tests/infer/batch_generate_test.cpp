@@ -219,7 +219,6 @@ TEST(BenchFigures, WeightBytesPerStepCountEveryWeightOnceAndTheRowsEmbeddings) {
   const int64_t table = 4096 * 256 * 2, row = 256 * 2;
   EXPECT_EQ(weight_bytes_per_step(model, 1), all - table + row);
   EXPECT_EQ(weight_bytes_per_step(model, 16), all - table + 16 * row);
-  EXPECT_GT(measure_read_bandwidth(8 << 20, 1), 0.0);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 // mean ± sample standard deviation over --reps timed runs, after one short untimed warm-up run.
 // Next to tokens/s: the bytes of weights one token costs (a step reads every weight once for its
 // B tokens; a prefill for its B * N), and for tg the fraction of the machine's read bandwidth the
-// weight reads reach, the bandwidth measured in the same run (infer/memory_bandwidth.h).
+// weight reads reach, the bandwidth measured in the same run (infer/memory_bandwidth.h, kernels/bandwidth.h).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include "forma/core/log.h"
 #include "forma/infer/batch_generate.h"
 #include "forma/infer/memory_bandwidth.h"
+#include "forma/kernels/bandwidth.h"
 #include "forma/model/hf_io.h"
 
 // A named namespace (not an anonymous one): unity builds compile the commands in one unit.
@@ -132,7 +133,8 @@ void run_bench_generate(const BenchGenerateArgs& args) {
 
   // Read bandwidth with the threads that run the model, measured before the tests (and so under the
   // same load of the machine, give or take).
-  const double bandwidth = infer::measure_read_bandwidth(args.bandwidth_mib << 20);
+  const double bandwidth =
+      kernels::measure_read_bandwidth(static_cast<size_t>(args.bandwidth_mib) << 20, 5).best_gb_per_s * 1e9;
   log::info("bench generate: read bandwidth {:.1f} GB/s ({} MiB buffer, {} threads)", bandwidth / 1e9,
             args.bandwidth_mib, torch::get_num_threads());
 

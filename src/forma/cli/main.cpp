@@ -76,12 +76,13 @@ int check_stdout() {
 // between regions by default (OMP_WAIT_POLICY unset: ~300k spins). On a machine whose cores are
 // also busy with other work the spinning workers take the cores from the thread that issues the
 // ops: measured on the 2-core development machine under load, fp32 decode of a 125M Llama ran at
-// 5-6 tokens/s spinning and 16-19 passive (docs/generation.md). libgomp reads the policy once,
-// when it is loaded (before main), so the process sets it and re-executes itself, once; a policy
-// the user set is kept.
+// 5-6 tokens/s spinning and 16-19 passive (docs/generation.md). libgomp reads the policy once, in
+// its initializer, from the environment the process started with (setting it from .preinit_array
+// does not reach it: libc's own initializer resets `environ` to the original block afterwards), so
+// the process sets it and re-executes itself, once. A policy the user set is kept.
 bool decodes(int argc, char** argv) {
   std::string first, second;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 1; i < argc && argv[i] != nullptr; ++i) {
     if (argv[i][0] == '-') continue;
     if (first.empty()) {
       first = argv[i];

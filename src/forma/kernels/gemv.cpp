@@ -560,4 +560,9 @@ torch::Tensor linear_small_batch(const torch::Tensor& x, const torch::Tensor& we
   return y.view(shape);
 }
 
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (gemv_supported(x, weight)) return linear_small_batch(x, weight, bias);
+  return torch::linear(x, weight, bias);
+}
+
 }  // namespace forma::kernels

@@ -57,6 +57,10 @@ bool gemv_supported(const torch::Tensor& x, const torch::Tensor& weight);
 torch::Tensor linear_small_batch(const torch::Tensor& x, const torch::Tensor& weight,
                                  const torch::Tensor& bias = {});
 
+// x · weight^T + bias through linear_small_batch where gemv_supported (decode on the CPU: 1..16 rows,
+// no autograd), else at::linear (prefill, training, CUDA). The one linear the model's layers call.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
 // The raw kernels, on row-major contiguous buffers: x [m, k], w [n, k], bias [n] or null, y [m, n];
 // 1 <= m <= kGemvMaxRows. bf16 values are their 16-bit patterns. Threads: at::parallel_for over n.
 void gemv_f32(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k,

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "forma/core/error.h"
+#include "forma/kernels/gemv.h"
 #include "forma/model/decoder_layer.h"
 #include "forma/model/mlp.h"
 #include "forma/model/module_call.h"
@@ -138,7 +139,7 @@ torch::Tensor CausalLMImpl::output_logits(const torch::Tensor& hidden) {
   // vocab-parallel embedding's weight, see parallel/tensor_parallel_model.h).
   torch::Tensor logits = named_children().contains("lm_head")
                              ? call_child(*this, "lm_head", hidden)
-                             : torch::linear(hidden, child_weight(*model_, "embed_tokens"));
+                             : kernels::linear(hidden, child_weight(*model_, "embed_tokens"));
   return logits.to(torch::kFloat);  // [B, T, V]
 }
 

@@ -1,6 +1,7 @@
 #include "forma/model/module_call.h"
 
 #include "forma/core/error.h"
+#include "forma/kernels/gemv.h"
 
 namespace forma {
 
@@ -17,7 +18,9 @@ std::shared_ptr<torch::nn::Module> find_child(torch::nn::Module& parent, const s
 
 torch::Tensor call_child(torch::nn::Module& parent, const std::string& name, const torch::Tensor& input) {
   auto child = find_child(parent, name);
-  if (auto* linear = dynamic_cast<torch::nn::LinearImpl*>(child.get())) return linear->forward(input);
+  if (auto* linear = dynamic_cast<torch::nn::LinearImpl*>(child.get())) {
+    return kernels::linear(input, linear->weight, linear->bias);
+  }
   if (auto* embedding = dynamic_cast<torch::nn::EmbeddingImpl*>(child.get())) {
     return embedding->forward(input);
   }
