@@ -2,8 +2,6 @@
 // sizes, evaluation steps, macro depth) and 64-bit integer arithmetic never wraps or traps.
 #include <gtest/gtest.h>
 
-#include <chrono>
-
 #include "chat/jinja2_reference.h"
 #include "forma/chat/chat_template.h"
 #include "forma/chat/jinja_eval.h"
@@ -24,10 +22,6 @@ std::string limits_error_of(const std::string& source, const TemplateLimits& lim
     return e.what();
   }
   return "";
-}
-
-double limits_seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 constexpr const char* kLimitsInt64Min = "(-9223372036854775807 - 1)";
@@ -92,11 +86,9 @@ TEST(JinjaLimits, RangeIsCappedLikeJinja2Sandbox) {
   for (const auto& s : snippets) cases.push_back({s, s, json::object()});
   EXPECT_EQ(expect_same_as_jinja2(cases), 3);
 
-  auto start = std::chrono::steady_clock::now();
   std::string error = limits_error_of("{% for i in range(100000000) %}{% endfor %}");
   EXPECT_NE(error.find("range()"), std::string::npos) << error;
   EXPECT_NE(error.find(std::to_string(cap)), std::string::npos) << error;
-  EXPECT_LT(limits_seconds_since(start), 1.0);
   // The length is worked out before anything is built, even where stop - start overflows.
   EXPECT_NE(limits_error_of("{{ range(" + std::string(kLimitsInt64Min) + ", 9223372036854775807) | length }}").find("range()"),
             std::string::npos);
@@ -109,10 +101,9 @@ TEST(JinjaLimits, RangeIsCappedLikeJinja2Sandbox) {
 TEST(JinjaLimits, NestedLoopsStopAtTheStepLimit) {
   // 10^10 empty iterations: minutes of work before the bound.
   const std::string nested = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
-  auto start = std::chrono::steady_clock::now();
+  // (It ends at all, with the error: how fast is a benchmark's question, not a test's.)
   std::string error = limits_error_of(nested);
   EXPECT_NE(error.find("evaluation steps"), std::string::npos) << error;
-  EXPECT_LT(limits_seconds_since(start), 30.0);  // a few seconds on a slow machine
 
   TemplateLimits small;
   small.max_steps = 1000;
