@@ -141,7 +141,9 @@ TEST(CausalLM, LayersSwappedByNameAreUsed) {
   attn->replace_module("q_proj", wrapped);
   torch::Tensor after = model->forward(ids);
   EXPECT_EQ(wrapped->calls, 1);
-  EXPECT_TRUE(torch::equal(before, after));
+  // The wrapper computes through at::linear, the model's own call through forma's small-batch
+  // kernel (kernels/gemv.h) for these 5 rows: the same product, summed in another order.
+  EXPECT_TRUE(torch::allclose(before, after, /*rtol=*/1e-5, /*atol=*/1e-6));
 }
 
 TEST(CausalLM, LossShiftsAndIgnoresMinus100ByHand) {
