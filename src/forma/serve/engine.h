@@ -89,7 +89,8 @@ struct EngineStats {
   int64_t waiting = 0;       // submitted, not yet admitted (includes preempted)
   int64_t running = 0;       // in the running batch
   int64_t kv_blocks_total = 0;
-  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_used = 0;     // held by running sequences
+  int64_t kv_blocks_cached = 0;   // unused but holding a cached prefix (evicted when needed)
   int64_t preemptions = 0;   // since start
   int64_t prefix_cache_hit_tokens = 0;  // since start
 };
