@@ -158,7 +158,7 @@ TEST(EngineSubmit, BadRequestsAreRefusedNamingThem) {
     return test::error_of([&] { engine.submit(request, {}); });
   };
   EXPECT_NE(error_for(request_of({}, greedy(3))).find("req-7"), std::string::npos);
-  EXPECT_NE(error_for(request_of({}, greedy(3))).find("empty"), std::string::npos);
+  EXPECT_NE(error_for(request_of({}, greedy(3))).find("no tokens"), std::string::npos);
   EXPECT_NE(error_for(request_of({1, 320}, greedy(3))).find("320"), std::string::npos);
   EXPECT_NE(error_for(request_of(random_ids(40, 320, 1), greedy(3))).find("KV cache"), std::string::npos);
   EXPECT_NE(error_for(request_of(random_ids(64, 320, 1), greedy(3))).find("req-7"), std::string::npos);

@@ -31,7 +31,8 @@
 
 namespace forma::serve {
 
-namespace {
+// Named, not anonymous: Engine::State (external linkage) holds these.
+namespace engine_detail {
 
 using EngineClock = std::chrono::steady_clock;
 
@@ -77,7 +78,9 @@ FinishReason reason_of(infer::StopReason stop) {
                                                                                     : FinishReason::kLength;
 }
 
-}  // namespace
+}  // namespace engine_detail
+
+using namespace engine_detail;
 
 struct Engine::State {
   CausalLM& model;
@@ -455,7 +458,7 @@ uint64_t Engine::submit(EngineRequest request, RequestCallbacks callbacks) {
           "top_logprobs must be in 0..{}, got {}", config.vocab_size, request.top_logprobs);
     if (request.config.max_new_tokens == 0) {
       check(request.echo_logprobs, "max_new_tokens 0 needs echo_logprobs (scoring only)");
-      check(n > 0, "the prompt is empty");
+      check(n > 0, "the prompt has no tokens");
       for (int32_t id : request.prompt_ids) {
         check(id >= 0 && id < config.vocab_size, "prompt id {} is outside the vocabulary (0..{})", id,
               config.vocab_size - 1);
