@@ -93,6 +93,31 @@ TEST(EngineCli, AloneEqualsFormaGenerate) {
   EXPECT_EQ(alone.finished->result.ids, test::greedy_ids(dir, ids, 9));
 }
 
+TEST(EngineChunkedPrefill, ALongPromptDoesNotStallADecodingRequest) {
+  CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));
+  EngineOptions options;
+  options.block_size = 4;
+  options.prefill_chunk = 8;
+  Engine engine(model, nullptr, options);
+  int decoded = 0, long_tokens = 0;
+  auto short_request = request_of(random_ids(3, 320, 1), greedy(20));
+  auto long_request = request_of(random_ids(40, 320, 2), greedy(2));
+  std::optional<FinishedEvent> short_done, long_done;
+  engine.submit(short_request, {[&](const TokenEvent&) { ++decoded; }, [&](const FinishedEvent& e) { short_done = e; }});
+  while (decoded < 2) engine.step();
+  engine.submit(long_request, {[&](const TokenEvent&) { ++long_tokens; }, [&](const FinishedEvent& e) { long_done = e; }});
+  // 40 prompt tokens in chunks of 8: five steps, in each of which the short request decodes a token.
+  for (int step = 1; step <= 5; ++step) {
+    const int before = decoded;
+    engine.step();
+    EXPECT_EQ(decoded, before + 1) << "step " << step;
+    EXPECT_EQ(long_tokens, step == 5 ? 1 : 0) << "step " << step;
+  }
+  while (!short_done || !long_done) engine.step();
+  EXPECT_EQ(short_done->result.ids, infer::generate(model, short_request.prompt_ids, short_request.config).ids);
+  EXPECT_EQ(long_done->result.ids, infer::generate(model, long_request.prompt_ids, long_request.config).ids);
+}
+
 TEST(EnginePreemption, SmallCacheForcesPreemptionAndOutputsAreUnchanged) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));
   std::vector<EngineRequest> requests;
