@@ -4,11 +4,12 @@
 //   2. admits waiting requests in FIFO order while the running batch has room and the block pool
 //      can hold the request's tokens (after taking its cached prefix blocks);
 //   3. plans the forwards: every running sequence with exactly one uncomputed token (decoding)
-//      goes into one [B, 1] forward; sequences with more (prefilling a prompt, or recomputing after
-//      preemption) get chunks of at most prefill_chunk tokens in all, one forward each, so a long
-//      prompt advances a chunk per step while the decoding batch keeps moving. Blocks for the new
-//      positions are allocated here; when none is left (cached prefix blocks are evicted first),
-//      the most recently admitted running sequence is preempted;
+//      computes it; sequences with more (prefilling a prompt, or recomputing after preemption) get
+//      chunks of at most prefill_chunk tokens in all, so a long prompt advances a chunk per step
+//      while the decoding batch keeps moving. Sequences computing the same number of tokens share
+//      one forward (the decoding batch is the [B, 1] one). Blocks for the new positions are
+//      allocated here; when none is left (cached prefix blocks are evicted first), the most
+//      recently admitted running sequence is preempted;
 //   4. runs the forwards over KV gathered from the blocks (paged_kv.h), writes the new KV back,
 //      registers newly full blocks for prefix reuse, and lets each sequence whose tokens are all
 //      computed choose its next token with its own SequenceDecoder (so it stops and reports as
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -307,50 +309,38 @@ struct Engine::State {
     }
   }
 
-  void decode_forward(const std::vector<Sequence*>& batch) {
+  // One forward for sequences that each compute `count` more tokens (the decoding batch is the
+  // group with count 1; prefill chunks of equal length share one too). Rows may hold different
+  // numbers of cached positions: the gathered cache left-pads them.
+  void forward_group(const std::vector<Sequence*>& group, int64_t count) {
     std::vector<PagedRow> rows;
     std::vector<int64_t> ids;
-    for (Sequence* s : batch) {
+    bool echo = false;
+    for (Sequence* s : group) {
       rows.push_back({&s->blocks, s->computed});
-      ids.push_back(s->tokens[s->computed]);
+      ids.insert(ids.end(), s->tokens.begin() + s->computed, s->tokens.begin() + s->computed + count);
+      echo = echo || s->owes_echo();
     }
-    torch::Tensor logits;
-    try {
-      KVCache cache = kv.gather(rows, 1);
-      torch::Tensor hidden = model->transformer()->forward(ids_tensor(ids, static_cast<int64_t>(batch.size())), &cache);
-      logits = model->output_logits(hidden.select(1, 0)).to(torch::kCPU);  // [B, V]
-      kv.scatter(cache, rows, 1);
-    } catch (const std::exception& e) {
-      fail_all(batch, e);
-      return;
-    }
-    for (size_t r = 0; r < batch.size(); ++r) {
-      Sequence& s = *batch[r];
-      ++s.computed;
-      register_full_blocks(s);
-      absorb(s, s.computed - 1, logits.narrow(0, static_cast<int64_t>(r), 1));
-    }
-  }
-
-  void prefill_forward(Sequence& s, int64_t count) {
-    std::vector<PagedRow> rows{{&s.blocks, s.computed}};
-    std::vector<int64_t> ids(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + count);
-    const int64_t first = s.computed;
     torch::Tensor logits;
     try {
       KVCache cache = kv.gather(rows, count);
-      torch::Tensor hidden = model->transformer()->forward(ids_tensor(ids, 1), &cache)[0];  // [T, C]
-      // Every position's logits only while an echo is owed; else the last one's.
-      if (!s.owes_echo()) hidden = hidden.narrow(0, count - 1, 1);
-      logits = model->output_logits(hidden).to(torch::kCPU);
+      torch::Tensor hidden =
+          model->transformer()->forward(ids_tensor(ids, static_cast<int64_t>(group.size())), &cache);  // [B, T, C]
+      // Every position's logits only while an echo is owed; else each row's last.
+      if (!echo) hidden = hidden.narrow(1, count - 1, 1);
+      logits = model->output_logits(hidden).to(torch::kCPU);  // [B, T or 1, V]
       kv.scatter(cache, rows, count);
     } catch (const std::exception& e) {
-      fail_all({&s}, e);
+      fail_all(group, e);
       return;
     }
-    s.computed += count;
-    register_full_blocks(s);
-    absorb(s, first + count - logits.size(0), logits);
+    for (size_t r = 0; r < group.size(); ++r) {
+      Sequence& s = *group[r];
+      const int64_t first = s.computed;
+      s.computed += count;
+      register_full_blocks(s);
+      absorb(s, first + count - logits.size(1), logits[static_cast<int64_t>(r)]);
+    }
   }
 
   // Steps 1 (the stepping thread's side) and the shutdown deadline.
@@ -400,29 +390,30 @@ struct Engine::State {
 
     std::vector<Sequence*> decoding, prefilling;
     for (Sequence* s : running) (s->pending() == 1 ? decoding : prefilling).push_back(s);
-    std::vector<Sequence*> batch;
+    // Forward groups by new-token count; decoding sequences first, so that when blocks run out
+    // the prefills (admitted later) are the ones preempted.
+    std::map<int64_t, std::vector<Sequence*>> groups;
     for (Sequence* s : decoding) {
-      if (s->running && make_room(*s, s->computed + 1)) batch.push_back(s);
+      if (s->running && make_room(*s, s->computed + 1)) groups[1].push_back(s);
     }
-    std::vector<std::pair<Sequence*, int64_t>> chunks;
     int64_t budget = options.prefill_chunk;
     for (Sequence* s : prefilling) {
       if (budget == 0) break;
       if (!s->running) continue;
       const int64_t count = std::min(s->pending(), budget);
       if (!make_room(*s, s->computed + count)) continue;
-      chunks.emplace_back(s, count);
+      groups[count].push_back(s);
       budget -= count;
     }
-    // A later make_room may have preempted a sequence planned earlier.
-    std::erase_if(batch, [](Sequence* s) { return !s->running; });
-    std::erase_if(chunks, [](const auto& c) { return !c.first->running; });
-
-    if (!batch.empty()) decode_forward(batch);
-    for (auto& [s, count] : chunks) {
-      if (s->running) prefill_forward(*s, count);
+    bool forwards = false;
+    for (auto& [count, group] : groups) {
+      // A later make_room may have preempted a sequence planned earlier.
+      std::erase_if(group, [](Sequence* s) { return !s->running; });
+      if (group.empty()) continue;
+      forward_group(group, count);
+      forwards = true;
     }
-    worked = worked || !batch.empty() || !chunks.empty() || !running.empty();
+    worked = worked || forwards || !running.empty();
     publish_stats();
     return worked;
   }
