@@ -22,6 +22,14 @@ using namespace test_engine;
 
 TEST(EngineLeaks, ThousandRandomRequestsWithCancellationsLeaveNoBlock) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));
+  // Thousands of tiny forwards: one intra-op thread, so that idle OpenMP workers spinning between
+  // ops (libgomp's default) do not take the cores on a busy machine. Restored at the end.
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  struct Restore {
+    int n;
+    ~Restore() { torch::set_num_threads(n); }
+  } restore{threads};
   EngineOptions options;
   options.max_batch = 8;
   options.block_size = 4;
