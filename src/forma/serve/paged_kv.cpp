@@ -19,9 +19,14 @@ PagedKV::PagedKV(const ModelConfig& config, int64_t num_blocks, int64_t block_si
   check(kv_heads > 0 && dim > 0, "KV cache: the model config has {} kv heads of size {}", kv_heads, dim);
   auto options = torch::TensorOptions().dtype(dtype).device(device);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    // Zeros, not empty: padding positions read slot 0, and masked-out values must be finite.
-    keys_.push_back(torch::zeros({num_blocks * block_size, kv_heads, dim}, options));
-    values_.push_back(torch::zeros({num_blocks * block_size, kv_heads, dim}, options));
+    // Uninitialized, so that on the CPU the pages of a large pool are only committed as blocks are
+    // first written; slot 0 is zeroed because padding positions read it, and even masked-out
+    // values must be finite (a NaN times attention weight 0 is NaN). Every other slot is written
+    // before it is read (the engine tests pass with the rest of the pool filled with NaN).
+    for (auto* pool : {&keys_, &values_}) {
+      pool->push_back(torch::empty({num_blocks * block_size, kv_heads, dim}, options));
+      pool->back().narrow(0, 0, 1).zero_();
+    }
   }
 }
 
