@@ -171,6 +171,18 @@ TEST(EnginePrefixCache, SharedPrefixBlocksAreReusedAndCounted) {
   EXPECT_EQ(third.finished->cached_prompt_tokens, 16);
   EXPECT_EQ(third.finished->result.ids, infer::generate(model, prefix, third_request.config).ids);
 
+  // Two running requests share the cached blocks (reference-counted) and both decode correctly.
+  std::vector<EngineRequest> pair = {request_of(with_suffix({4, 4, 4, 4, 4}), greedy(5)),
+                                     request_of(with_suffix({6}), greedy(7))};
+  auto both = serve(engine, pair);
+  for (size_t i = 0; i < pair.size(); ++i) {
+    ASSERT_TRUE(both[i].finished);
+    EXPECT_EQ(both[i].finished->cached_prompt_tokens, 20) << "request " << i;
+    EXPECT_EQ(both[i].finished->result.ids, infer::generate(model, pair[i].prompt_ids, pair[i].config).ids);
+  }
+  EXPECT_EQ(engine.stats().prefix_cache_hit_tokens, 20 + 16 + 40);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+
   // Without prefix caching nothing is reused.
   options.prefix_caching = false;
   Engine plain(model, nullptr, options);
