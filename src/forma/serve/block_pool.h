@@ -7,8 +7,8 @@
 //              so a later request with the same prefix can take it back; such blocks are evicted
 //              least recently released first when the free list runs dry.
 // A full block's key is a hash of (the key of the block before it, its token ids), so equal keys
-// mean equal prefixes up to and including the block; a hit is confirmed against the stored ids
-// and parent key, so a 64-bit hash collision cannot hand out another prefix's KV.
+// mean equal prefixes up to and including the block; a hit is also checked against the stored
+// ids and parent key, so a wrong hit needs two 64-bit keys to collide.
 #pragma once
 #include <cstdint>
 #include <list>
