@@ -74,7 +74,7 @@ def check_logprobs(client, ref):
     r = client.completions.create(model="tiny", prompt=ids, max_tokens=1, temperature=0, echo=True, logprobs=1)
     lp = r.choices[0].logprobs
     expect(lp.token_logprobs[0] is None and len(lp.token_logprobs) == len(ids) + 1, "echo logprobs shape")
-    model = AutoModelForCausalLM.from_pretrained(MODEL, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32)
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0]
     ref_lp = torch.log_softmax(logits.double(), -1)
@@ -199,7 +199,10 @@ def main():
                 result["error"] = repr(e)
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        for _ in range(1200):  # until the engine runs it (then SIGTERM must let it finish)
+            if not t.is_alive() or server.metric("forma_num_requests_running") + server.metric("forma_num_requests_waiting") > 0:
+                break
+            time.sleep(0.01)
         code = server.stop()
         t.join()
         expect(code == 0, f"forma serve exited with {code} after SIGTERM")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "forma/core/error.h"
 
@@ -337,10 +338,9 @@ const char* finish_reason_name(FinishReason reason) {
 }
 
 json models_body(const ServedModel& model) {
-  return {{"object", "list"},
-          {"data",
-           {{{"id", model.name}, {"object", "model"}, {"created", model.created}, {"owned_by", "forma"},
-             {"max_model_len", model.context_length}}}}};
+  json entry = {{"id", model.name}, {"object", "model"}, {"created", model.created}, {"owned_by", "forma"},
+                {"max_model_len", model.context_length}};
+  return {{"object", "list"}, {"data", json::array({entry})}};
 }
 
 json usage_json(const std::vector<FinishedEvent>& finished, int64_t n) {
@@ -460,19 +460,19 @@ json completion_chunk(const ParsedRequest& request, int64_t index, const std::st
     choice["logprobs"] = nullptr;
   }
   return {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model.name},
-          {"choices", {choice}}};
+          {"choices", json::array({choice})}};
 }
 
 json chat_chunk(const ParsedRequest& request, int64_t index, const json& delta, const TokenEvent* token,
                 const char* finish, const ServedModel& model, const std::string& id, int64_t created) {
   json choice = {{"index", index}, {"delta", delta}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
   if (request.logprobs && token && token->logprobs) {
-    choice["logprobs"] = {{"content", {chat_logprob_entry(*token->logprobs, model)}}, {"refusal", nullptr}};
+    choice["logprobs"] = {{"content", json::array({chat_logprob_entry(*token->logprobs, model)})}, {"refusal", nullptr}};
   } else {
     choice["logprobs"] = nullptr;
   }
   return {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model.name},
-          {"choices", {choice}}};
+          {"choices", json::array({choice})}};
 }
 
 json usage_chunk(const ParsedRequest& request, const std::vector<FinishedEvent>& finished, const ServedModel& model,
