@@ -25,6 +25,7 @@ def expect(cond, what):
 def check_completions(client):
     ref = forma_json(FORMA, "generate", "--model", MODEL, "--prompt", PROMPT, "--max-new-tokens", "12", "--json",
                      "--device", "cpu")
+    print(f"forma generate: {ref['text']!r} ({ref['stop_reason']})", flush=True)
     r = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=12, temperature=0)
     expect(r.choices[0].text == ref["text"], f"greedy text {r.choices[0].text!r} != forma generate {ref['text']!r}")
     expect(r.usage.completion_tokens == len(ref["output_ids"]), f"usage {r.usage} vs {len(ref['output_ids'])} ids")
@@ -50,6 +51,7 @@ def check_completions(client):
     # Stop strings: cut before the first occurrence, finish_reason "stop".
     full = ref["text"]
     stop = full[4:6] if len(full) >= 6 else None
+    expect(stop and stop.strip(), f"a stop string from {full!r}")
     if stop and stop.strip():
         s = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=12, temperature=0, stop=[stop])
         expect(s.choices[0].text == full[: full.index(stop)], f"stop {stop!r}: {s.choices[0].text!r}")
