@@ -5,6 +5,7 @@
 
 #include "forma/serve/metrics.h"
 #include "forma/serve/openai_api.h"
+#include "forma/serve/sse.h"
 
 namespace {
 
@@ -212,6 +213,23 @@ TEST(ServeMetrics, PrometheusHistogramsAreCumulative) {
   EXPECT_TRUE(has("forma_time_per_output_token_seconds_bucket{le=\"0.25\"} 1"));
   EXPECT_TRUE(has("forma_num_requests_waiting 2"));
   EXPECT_TRUE(has("forma_kv_cache_usage_ratio 0.25"));
+}
+
+}  // namespace
+
+namespace {
+
+// An SSE event is one `data:` line: a newline inside a string must stay escaped, and invalid
+// UTF-8 (a token that ends inside a character) must not break the JSON.
+TEST(ServeSse, OneLinePerEventEvenWithNewlinesAndBadBytes) {
+  const std::string event = forma::serve::sse_event({{"text", "a\nb\xC3"}});
+  ASSERT_EQ(event.rfind("data: ", 0), 0u);
+  ASSERT_GE(event.size(), 8u);
+  EXPECT_EQ(event.substr(event.size() - 2), "\n\n");
+  EXPECT_EQ(event.find('\n'), event.size() - 2);
+  const json parsed = json::parse(event.substr(6, event.size() - 8));
+  EXPECT_EQ(parsed["text"].get<std::string>().substr(0, 3), "a\nb");
+  EXPECT_EQ(forma::serve::sse_done(), "data: [DONE]\n\n");
 }
 
 }  // namespace

@@ -181,7 +181,8 @@ def check_limits(tmp_model):
 
 
 def main():
-    server = Server(FORMA, MODEL, SCRATCH, "--max-body-bytes", "65536")
+    # Two compute threads: LibTorch's worker threads exist when SIGTERM comes, and must not take it.
+    server = Server(FORMA, MODEL, SCRATCH, "--max-body-bytes", "65536", threads=2)
     try:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
         expect([m.id for m in client.models.list().data] == ["tiny"], "models.list")

@@ -18,13 +18,13 @@ def free_port():
 class Server:
     """`forma serve` on a free port, its log in LOG_DIR/serve-PORT.log; stop() sends SIGTERM."""
 
-    def __init__(self, forma, model_dir, log_dir, *extra):
+    def __init__(self, forma, model_dir, log_dir, *extra, threads=1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(log_dir, f"serve-{self.port}.log")
         self.log = open(self.log_path, "w")
         args = [forma, "serve", "--model", model_dir, "--port", str(self.port), "--served-model-name", "tiny",
-                "--device", "cpu", "--threads", "1", *extra]
+                "--device", "cpu", "--threads", str(threads), *extra]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while True:

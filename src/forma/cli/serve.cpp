@@ -4,7 +4,9 @@
 // and exits 0.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -25,6 +27,9 @@
 namespace forma::cli::serve_command {
 
 namespace fs = std::filesystem;
+
+// The stop signal received (0: none); set by the signal handler, read by the serving loop.
+volatile std::sig_atomic_t g_stop_signal = 0;
 
 struct ServeArgs {
   std::string model_dir;
@@ -91,28 +96,30 @@ void run_serve(ServeArgs args) {
   serve::Engine engine(model, tokenizer.get(), args.engine);
   serve::HttpServer server(engine, std::move(served), args.server);
 
-  // Signals go to one thread that waits for them; every other thread has them blocked. A write to
-  // a client that went away must fail with EPIPE, not kill the server.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGTERM/SIGINT may land on any thread (LibTorch's workers exist already), so a handler that
+  // only records the signal, and a thread that polls for it and stops the server. A write to a
+  // client that went away must fail with EPIPE, not kill the server.
+  struct sigaction action {};
+  action.sa_handler = [](int sig) { g_stop_signal = sig; };
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   const int port = server.bind();
   std::thread engine_thread([&engine] { engine.run(); });
   std::atomic<bool> listening_done{false};
   std::thread signal_thread([&] {
-    const timespec poll{0, 200 * 1000 * 1000};
     while (!listening_done) {
-      const int sig = sigtimedwait(&stop_signals, nullptr, &poll);
-      if (sig == SIGTERM || sig == SIGINT) {
+      const int sig = g_stop_signal;
+      if (sig != 0) {
         log::info("serve: {} received: finishing running requests (at most {} s), then exiting",
                   sig == SIGTERM ? "SIGTERM" : "SIGINT", args.server.shutdown_grace_seconds);
         server.shutdown();
         return;
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   log::info("serve: {} on http://{}:{} (OpenAI API under /v1, chat page at /)", args.model_dir, args.server.host, port);

@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "forma/core/error.h"
@@ -317,7 +318,11 @@ void HttpServer::add_routes() {
     }
   });
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics_.request(req.path.rfind("/v1/models", 0) == 0 ? "/v1/models" : req.path, res.status);
+    // Paths clients make up are counted as "other": labels must stay a small set.
+    static const std::set<std::string> kRoutes = {"/", "/health", "/metrics", "/v1/models", "/v1/completions",
+                                                  "/v1/chat/completions"};
+    const std::string path = req.path.rfind("/v1/models/", 0) == 0 ? "/v1/models" : req.path;
+    metrics_.request(kRoutes.count(path) ? path : "other", res.status);
   });
 
   svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
