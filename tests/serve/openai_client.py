@@ -2,7 +2,7 @@
 chat (= `forma chat`), streaming, stop strings, seeds, echo logprobs (= transformers' log-softmax),
 errors, auth, a full queue, a client that disconnects, and SIGTERM. Usage: openai_client.py FORMA MODEL_DIR SCRATCH"""
 import json
-import math
+import subprocess
 import sys
 import threading
 import time
@@ -192,6 +192,10 @@ def main():
         check_errors(server, client)
         check_disconnect(server, client)
         check_metrics(server)
+        # A second server on the same port: exit status 1, saying why.
+        taken = subprocess.run([FORMA, "serve", "--model", MODEL, "--port", str(server.port), "--device", "cpu"],
+                               capture_output=True, text=True, timeout=120)
+        expect(taken.returncode == 1 and "cannot listen" in taken.stderr, f"port in use: {taken.returncode} {taken.stderr}")
         # SIGTERM while a request runs: it finishes (or is cancelled at the grace bound), exit 0.
         result = {}
         def slow():

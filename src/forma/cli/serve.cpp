@@ -2,11 +2,16 @@
 // serving engine (serve/engine.h). The engine runs on its own thread; SIGTERM or SIGINT stops
 // accepting, lets running requests finish within --shutdown-grace seconds (then cancels them),
 // and exits 0.
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -64,10 +69,32 @@ std::unique_ptr<chat::ChatTemplate> load_template(const ServeArgs& args) {
   }
 }
 
+// Fails fast, before the weights load (minutes for large models), when host:port cannot be bound.
+// The server binds again later; this is only the early answer.
+void check_can_listen(const std::string& host, int port) {
+  if (port == 0) return;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  check(getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) == 0 && found,
+        "serve: cannot listen on {}:{} (not an address of this machine)", host, port);
+  const int sock = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  const int yes = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  const bool bound = sock >= 0 && ::bind(sock, found->ai_addr, found->ai_addrlen) == 0;
+  const int error = errno;
+  if (sock >= 0) close(sock);
+  freeaddrinfo(found);
+  check(bound, "serve: cannot listen on {}:{} ({})", host, port, std::strerror(error));
+}
+
 void run_serve(ServeArgs args) {
   apply_threads(args.threads);
   check(fs::is_directory(args.model_dir), "--model: {} is not a folder", args.model_dir);
   check(args.server.port >= 0 && args.server.port <= 65535, "--port must be 0..65535, got {}", args.server.port);
+  check_can_listen(args.server.host, args.server.port);
   const ModelConfig model_config = load_model_config(args.model_dir);
   std::unique_ptr<tok::Tokenizer> tokenizer = load_folder_tokenizer(args.model_dir);
   std::unique_ptr<chat::ChatTemplate> chat_template = tokenizer ? load_template(args) : nullptr;

@@ -1,6 +1,7 @@
 #include "forma/serve/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -251,6 +252,13 @@ HttpServer::HttpServer(Engine& engine, ServedModel model, ServerOptions options)
   const int threads = options_.http_threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server_->set_payload_max_length(options_.max_body_bytes);
+  // httplib's default options add SO_REUSEPORT, with which a second server binds the same port
+  // and the kernel splits the connections between the two. SO_REUSEADDR alone still allows a
+  // quick restart while old connections are in TIME_WAIT.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   add_routes();
 }
 
