@@ -1,6 +1,7 @@
 """The official openai client against `forma serve`: completions (greedy = `forma generate`),
 chat (= `forma chat`), streaming, stop strings, seeds, echo logprobs (= transformers' log-softmax),
-errors, auth, a full queue, a client that disconnects, and SIGTERM. Usage: openai_client.py FORMA MODEL_DIR SCRATCH"""
+errors, auth, a full queue, a client that disconnects, and SIGTERM.
+Usage: openai_client.py FORMA MODEL_DIR SCRATCH [api|limits]"""
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import openai
 from serve_util import Server, forma_json
 
 FORMA, MODEL, SCRATCH = sys.argv[1:4]
+PART = sys.argv[4] if len(sys.argv) > 4 else "api"  # "api" or "limits" (auth and a full queue)
 PROMPT = "The cat sat"
 failures = []
 
@@ -181,6 +183,9 @@ def check_limits(tmp_model):
 
 
 def main():
+    if PART == "limits":
+        check_limits(MODEL)
+        return report(None)
     # Two compute threads: LibTorch's worker threads exist when SIGTERM comes, and must not take it.
     server = Server(FORMA, MODEL, SCRATCH, "--max-body-bytes", "65536", threads=2)
     try:
@@ -217,9 +222,13 @@ def main():
     finally:
         if server.proc.poll() is None:
             server.stop()
-    check_limits(MODEL)
+    return report(server)
+
+
+def report(server):
     if failures:
-        print("server log:\n" + server.log_text()[-4000:])
+        if server:
+            print("server log:\n" + server.log_text()[-4000:])
         print(f"{len(failures)} failures")
         return 1
     print("all checks passed")

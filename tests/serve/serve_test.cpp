@@ -18,18 +18,20 @@ namespace fs = std::filesystem;
 std::string script(const std::string& name) { return std::string(FORMA_FIXTURES_DIR) + "/../serve/" + name; }
 
 // Runs tests/serve/NAME FORMA MODEL SCRATCH with the project's Python; its output on failure.
-void run_script(const std::string& name, const std::string& template_file = "qwen2-7b-instruct.json") {
+void run_script(const std::string& name, const std::string& part = "") {
   const std::string dir = forma::test::scratch_dir();
-  const auto folder = forma::test::make_chat_model_folder(dir + "/tiny", template_file);
+  const auto folder = forma::test::make_chat_model_folder(dir + "/tiny", "qwen2-7b-instruct.json");
   const std::string command = "cd '" + fs::path(script(name)).parent_path().string() + "' && '" +
                               forma::test::python() + "' '" + script(name) + "' '" + forma::test::forma_binary() +
-                              "' '" + folder.dir + "' '" + dir + "' 2>&1";
+                              "' '" + folder.dir + "' '" + dir + "' " + part + " 2>&1";
   const auto result = forma::test::run_command(command);
   EXPECT_EQ(result.exit_code, 0) << result.output;
   std::printf("%s", result.output.substr(result.output.size() > 2000 ? result.output.size() - 2000 : 0).c_str());
 }
 
-TEST(ServeOpenAIClient, CompletionsChatStreamingErrors) { run_script("openai_client.py"); }
+TEST(ServeOpenAIClient, CompletionsChatStreamingErrors) { run_script("openai_client.py", "api"); }
+
+TEST(ServeOpenAIClient, ApiKeyAndFullQueue) { run_script("openai_client.py", "limits"); }
 
 TEST(ServeLmEval, AccuracyEqualsFormaEval) { run_script("lm_eval_server.py"); }
 
