@@ -25,12 +25,13 @@ std::string Histogram::render(const std::string& name, const std::string& help) 
   return out;
 }
 
-namespace {
+namespace metrics_detail {
 const std::vector<double> kLatencyBounds = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 const std::vector<double> kE2eBounds = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
-}  // namespace
+}  // namespace metrics_detail
 
-Metrics::Metrics() : ttft_(kLatencyBounds), tpot_(kLatencyBounds), e2e_(kE2eBounds) {}
+Metrics::Metrics()
+    : ttft_(metrics_detail::kLatencyBounds), tpot_(metrics_detail::kLatencyBounds), e2e_(metrics_detail::kE2eBounds) {}
 
 void Metrics::request(const std::string& endpoint, int status) {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -97,7 +97,8 @@ std::vector<std::string> stop_strings(const json& body) {
 
 namespace of = openai_fields;
 
-namespace {
+// A named namespace, not an anonymous one: unity builds put other files' helpers in this unit.
+namespace openai_detail {
 
 void check_model(const json& body, const ServedModel& model) {
   if (!of::present(body, "model")) throw ApiError(400, "'model' is required", "model");
@@ -201,14 +202,14 @@ std::string valid_utf8(const std::string& s) {
 
 std::vector<int> bytes_of(const std::string& s) { return std::vector<int>(s.begin(), s.end()); }
 
-}  // namespace
+}  // namespace openai_detail
 
 ParsedRequest parse_completion_request(const json& body, const ServedModel& model, const std::string& label) {
   ParsedRequest r;
   r.endpoint = Endpoint::kCompletions;
-  check_model(body, model);
+  openai_detail::check_model(body, model);
   r.model = model.name;
-  infer::GenerationConfig config = sampling_config(body, model);
+  infer::GenerationConfig config = openai_detail::sampling_config(body, model);
   r.echo = of::boolean(body, "echo", false);
   r.stream = of::boolean(body, "stream", false);
   if (of::present(body, "stream_options")) {
@@ -225,9 +226,9 @@ ParsedRequest parse_completion_request(const json& body, const ServedModel& mode
   if (max_tokens == 0 && !r.echo) of::bad("max_tokens", "must be >= 1 unless echo is true");
   if (max_tokens == 0 && r.stream) of::bad("max_tokens", "must be >= 1 when streaming");
   config.max_new_tokens = max_tokens;
-  const auto prompts = completion_prompts(body, model);
+  const auto prompts = openai_detail::completion_prompts(body, model);
   for (size_t i = 0; i < prompts.size(); ++i) {
-    check_context(prompts[i], max_tokens, model, "prompt", "max_tokens");
+    openai_detail::check_context(prompts[i], max_tokens, model, "prompt", "max_tokens");
     r.prompt_texts.push_back(model.tokenizer ? model.tokenizer->decode(prompts[i]) : "");
     for (int64_t j = 0; j < r.n; ++j) {
       EngineRequest e;
@@ -244,7 +245,7 @@ ParsedRequest parse_completion_request(const json& body, const ServedModel& mode
   return r;
 }
 
-namespace {
+namespace openai_detail {
 
 // A message's content: a string, or a list of {"type": "text", "text": ...} parts (joined).
 std::string message_content(const json& message, size_t index) {
@@ -263,12 +264,12 @@ std::string message_content(const json& message, size_t index) {
   return text;
 }
 
-}  // namespace
+}  // namespace openai_detail
 
 ParsedRequest parse_chat_request(const json& body, const ServedModel& model, const std::string& label) {
   ParsedRequest r;
   r.endpoint = Endpoint::kChat;
-  check_model(body, model);
+  openai_detail::check_model(body, model);
   r.model = model.name;
   if (!model.chat_template || !model.tokenizer) {
     throw ApiError(400, "this model has no chat template (tokenizer_config.json chat_template); use /v1/completions");
@@ -283,9 +284,9 @@ ParsedRequest parse_chat_request(const json& body, const ServedModel& model, con
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
       throw ApiError(400, "'" + where + "': expected an object with a string 'role'", where);
     }
-    turns.push_back({m["role"].get<std::string>(), message_content(m, i)});
+    turns.push_back({m["role"].get<std::string>(), openai_detail::message_content(m, i)});
   }
-  infer::GenerationConfig config = sampling_config(body, model);
+  infer::GenerationConfig config = openai_detail::sampling_config(body, model);
   for (int32_t id : of::boolean(body, "ignore_eos", false) ? std::vector<int32_t>{} : model.chat_eos_ids) {
     if (std::find(config.eos_ids.begin(), config.eos_ids.end(), id) == config.eos_ids.end()) config.eos_ids.push_back(id);
   }
@@ -311,7 +312,7 @@ ParsedRequest parse_chat_request(const json& body, const ServedModel& model, con
                                                 : model.defaults.max_new_tokens;
   const char* field = of::present(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   const int64_t max_tokens = of::integer(body, field, room, 1, INT32_MAX);
-  check_context(prompt, max_tokens, model, "messages", field);
+  openai_detail::check_context(prompt, max_tokens, model, "messages", field);
   config.max_new_tokens = max_tokens;
   r.prompt_texts.push_back(text);
   for (int64_t j = 0; j < r.n; ++j) {
@@ -352,17 +353,17 @@ json usage_json(const std::vector<FinishedEvent>& finished, int64_t n) {
   return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
 }
 
-namespace {
+namespace openai_detail {
 
 // The legacy completions logprobs object over `positions`, whose texts start at `offset`.
 void append_completion_logprobs(json* out, const std::vector<PositionLogprobs>& positions, const ServedModel& model,
                                 size_t* offset) {
   for (const auto& p : positions) {
-    const std::string text = valid_utf8(token_text(model, p.token.id));
+    const std::string text = openai_detail::valid_utf8(openai_detail::token_text(model, p.token.id));
     (*out)["tokens"].push_back(text);
     (*out)["token_logprobs"].push_back(p.token.logprob);
     json top = json::object();
-    for (const auto& alt : p.top) top[valid_utf8(token_text(model, alt.id))] = alt.logprob;
+    for (const auto& alt : p.top) top[openai_detail::valid_utf8(openai_detail::token_text(model, alt.id))] = alt.logprob;
     (*out)["top_logprobs"].push_back(top);
     (*out)["text_offset"].push_back(*offset);
     *offset += text.size();
@@ -377,26 +378,26 @@ json completion_logprobs(const ParsedRequest& request, size_t k, const FinishedE
   if (request.echo) {
     const auto& prompt = request.choices[k].prompt_ids;
     // The first prompt token has no logprob (nothing precedes it): null, as OpenAI reports it.
-    const std::string first = valid_utf8(token_text(model, prompt[0]));
+    const std::string first = openai_detail::valid_utf8(openai_detail::token_text(model, prompt[0]));
     out["tokens"].push_back(first);
     out["token_logprobs"].push_back(nullptr);
     out["top_logprobs"].push_back(nullptr);
     out["text_offset"].push_back(0);
     offset = first.size();
-    append_completion_logprobs(&out, finished.prompt_logprobs, model, &offset);
+    openai_detail::append_completion_logprobs(&out, finished.prompt_logprobs, model, &offset);
   }
   std::vector<PositionLogprobs> generated;
   for (const auto& t : tokens) {
     if (t.logprobs) generated.push_back(*t.logprobs);
   }
-  append_completion_logprobs(&out, generated, model, &offset);
+  openai_detail::append_completion_logprobs(&out, generated, model, &offset);
   return out;
 }
 
 json chat_logprob_entry(const PositionLogprobs& p, const ServedModel& model) {
   auto item = [&](const TokenLogprob& t) {
-    const std::string raw = token_text(model, t.id);
-    return json{{"token", valid_utf8(raw)}, {"logprob", t.logprob}, {"bytes", bytes_of(raw)}};
+    const std::string raw = openai_detail::token_text(model, t.id);
+    return json{{"token", openai_detail::valid_utf8(raw)}, {"logprob", t.logprob}, {"bytes", openai_detail::bytes_of(raw)}};
   };
   json entry = item(p.token);
   entry["top_logprobs"] = json::array();
@@ -406,7 +407,7 @@ json chat_logprob_entry(const PositionLogprobs& p, const ServedModel& model) {
 
 std::string safe(const std::string& s) { return valid_utf8(s); }
 
-}  // namespace
+}  // namespace openai_detail
 
 json completion_body(const ParsedRequest& request, const std::vector<FinishedEvent>& finished,
                      const std::vector<std::vector<TokenEvent>>& tokens, const ServedModel& model, const std::string& id,
@@ -416,8 +417,8 @@ json completion_body(const ParsedRequest& request, const std::vector<FinishedEve
     const size_t prompt = k / static_cast<size_t>(request.n);
     std::string text = request.echo ? request.prompt_texts[prompt] : "";
     text += finished[k].result.text;
-    json choice = {{"index", k}, {"text", safe(text)}, {"finish_reason", finish_reason_name(finished[k].reason)}};
-    choice["logprobs"] = request.logprobs ? completion_logprobs(request, k, finished[k], tokens[k], model) : json(nullptr);
+    json choice = {{"index", k}, {"text", openai_detail::safe(text)}, {"finish_reason", finish_reason_name(finished[k].reason)}};
+    choice["logprobs"] = request.logprobs ? openai_detail::completion_logprobs(request, k, finished[k], tokens[k], model) : json(nullptr);
     choices.push_back(choice);
   }
   return {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model.name},
@@ -430,12 +431,12 @@ json chat_body(const ParsedRequest& request, const std::vector<FinishedEvent>& f
   json choices = json::array();
   for (size_t k = 0; k < finished.size(); ++k) {
     json choice = {{"index", k},
-                   {"message", {{"role", "assistant"}, {"content", safe(finished[k].result.text)}}},
+                   {"message", {{"role", "assistant"}, {"content", openai_detail::safe(finished[k].result.text)}}},
                    {"finish_reason", finish_reason_name(finished[k].reason)}};
     if (request.logprobs) {
       json content = json::array();
       for (const auto& t : tokens[k]) {
-        if (t.logprobs) content.push_back(chat_logprob_entry(*t.logprobs, model));
+        if (t.logprobs) content.push_back(openai_detail::chat_logprob_entry(*t.logprobs, model));
       }
       choice["logprobs"] = {{"content", content}, {"refusal", nullptr}};
     } else {
@@ -449,12 +450,12 @@ json chat_body(const ParsedRequest& request, const std::vector<FinishedEvent>& f
 
 json completion_chunk(const ParsedRequest& request, int64_t index, const std::string& text, const TokenEvent* token,
                       const char* finish, const ServedModel& model, const std::string& id, int64_t created) {
-  json choice = {{"index", index}, {"text", safe(text)}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
+  json choice = {{"index", index}, {"text", openai_detail::safe(text)}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
   if (request.logprobs && token && token->logprobs) {
     json lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
                {"text_offset", json::array()}};
     size_t offset = 0;
-    append_completion_logprobs(&lp, {*token->logprobs}, model, &offset);
+    openai_detail::append_completion_logprobs(&lp, {*token->logprobs}, model, &offset);
     choice["logprobs"] = lp;
   } else {
     choice["logprobs"] = nullptr;
@@ -467,7 +468,7 @@ json chat_chunk(const ParsedRequest& request, int64_t index, const json& delta, 
                 const char* finish, const ServedModel& model, const std::string& id, int64_t created) {
   json choice = {{"index", index}, {"delta", delta}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
   if (request.logprobs && token && token->logprobs) {
-    choice["logprobs"] = {{"content", json::array({chat_logprob_entry(*token->logprobs, model)})}, {"refusal", nullptr}};
+    choice["logprobs"] = {{"content", json::array({openai_detail::chat_logprob_entry(*token->logprobs, model)})}, {"refusal", nullptr}};
   } else {
     choice["logprobs"] = nullptr;
   }
