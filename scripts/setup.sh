@@ -10,13 +10,14 @@ venv="${FORMA_VENV:-$here/.venv}"
 
 # Debian packages: build toolchain, BLAS, parsing/CLI/logging libraries, Gloo's headers (the wheel
 # ships Gloo compiled into libtorch_cpu but not its headers), the HTTP server, the test frameworks,
-# clang with its libFuzzer and sanitizer runtimes (make fuzz).
+# clang with its libFuzzer and sanitizer runtimes (make fuzz), headless Chromium for the web page's test.
 packages=(
   build-essential cmake ninja-build pkg-config git ccache python3-venv
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libpcre2-dev libutf8proc-dev libsentencepiece-dev libcpp-httplib-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  chromium chromium-driver
 )
 
 sudo_cmd=()

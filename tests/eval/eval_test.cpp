@@ -95,7 +95,7 @@ TEST(MultipleChoice, AccAndAccNormByHand) {
   TableScorer scorer;
   scorer.table = {{'a', -0.2}, {'b', -1.0}, {' ', -0.05}};
   ByteTokenizer tok;
-  // Example 1: " aaaaaaaaaa" ll = -2.05 (norm -2.05/11 = -0.186), " b" ll = -1.05 (norm -0.525):
+  // Example 1: " aaaaaaaaaa" ll = -2.05 (norm -2.05/10 = -0.205), " b" ll = -1.05 (norm -1.05):
   // acc picks b (wrong), acc_norm picks the a's (gold). Example 2: both pick choice 0 = gold.
   std::string path = write_file("mc.jsonl",
                                 "{\"context\": \"Q:\", \"choices\": [\"aaaaaaaaaa\", \"b\"], \"gold\": 0}\n\n"
@@ -105,6 +105,20 @@ TEST(MultipleChoice, AccAndAccNormByHand) {
   EXPECT_DOUBLE_EQ(score.metrics[0].second, 0.5);  // acc
   EXPECT_DOUBLE_EQ(score.metrics[1].second, 1.0);  // acc_norm
   EXPECT_EQ(run_multiple_choice(scorer, tok, path, 1).examples, 1);  // --limit
+}
+
+// lm-evaluation-harness's acc_norm divides by the length of the choice itself (len(choice) in
+// Python, characters), not of the continuation with its delimiter. Here the two disagree:
+// " a" = -6 - 1 = -7, " bb" = -6 - 3 - 3 = -12. Own lengths: -7/1 < -12/2 = -6, so choice 1;
+// with the delimiter: -7/2 = -3.5 > -12/3 = -4, which would pick choice 0.
+TEST(MultipleChoice, AccNormDividesByTheChoiceWithoutTheDelimiter) {
+  TableScorer scorer;
+  scorer.table = {{' ', -6.0}, {'a', -1.0}, {'b', -3.0}};
+  ByteTokenizer tok;
+  std::string path = write_file("norm.jsonl", "{\"context\": \"Q:\", \"choices\": [\"a\", \"bb\"], \"gold\": 1}\n");
+  auto score = run_multiple_choice(scorer, tok, path, 0);
+  EXPECT_DOUBLE_EQ(score.metrics[0].second, 0.0);  // acc: -7 > -12 picks choice 0
+  EXPECT_DOUBLE_EQ(score.metrics[1].second, 1.0);  // acc_norm picks choice 1
 }
 
 TEST(MultipleChoice, TrailingSpacesMoveToTheContinuation) {

@@ -91,7 +91,7 @@ bool decodes(int argc, char** argv) {
       break;
     }
   }
-  return first == "generate" || first == "chat" || first == "logits" || first == "eval" ||
+  return first == "generate" || first == "chat" || first == "logits" || first == "eval" || first == "serve" ||
          (first == "bench" && second == "generate");
 }
 

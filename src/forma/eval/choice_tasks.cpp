@@ -47,7 +47,9 @@ TaskScore run_multiple_choice(Scorer& scorer, const tok::Tokenizer& tokenizer, c
     for (size_t i = 0; i < choices.size(); ++i) {
       std::string continuation = delimiter + choices[i];
       double ll = loglikelihood(scorer, tokenizer, context, continuation);
-      double ll_norm = ll / static_cast<double>(std::max<int64_t>(1, utf8_length(continuation)));
+      // lm-evaluation-harness's acc_norm: the choice's own length in characters (Python's
+      // len(choice)), without the delimiter.
+      double ll_norm = ll / static_cast<double>(std::max<int64_t>(1, utf8_length(choices[i])));
       if (ll > best_ll) best_ll = ll, best = i;
       if (ll_norm > best_ll_norm) best_ll_norm = ll_norm, best_norm = i;
     }
