@@ -136,7 +136,7 @@ TEST(SftTrainer, StepLossIsTheMeanOverTrainedTokens) {
 TEST(SftTrainCli, PrepareTrainAndResumeExactly) {
   const std::string dir = scratch_dir();
   // A byte-level BPE small enough for the tiny model's 320 ids, and a compact chat template.
-  auto tok = run_forma(std::vector<std::string>{"tokenizer", "train", "--input", book("chapter_001.txt"),
+  auto tok = run_forma(std::vector<std::string>{"tokenizer", "train", "--input", book("chapter_1.txt"),
                                                 "--vocab-size", "300", "--out", dir + "/tok"});
   ASSERT_EQ(tok.exit_code, 0) << tok.output;
   std::ofstream(dir + "/chat.jinja") << "{% for m in messages %}<{{ m['role'][0] }}>{{ m['content'] }}\n{% endfor %}"
@@ -162,7 +162,7 @@ TEST(SftTrainCli, PrepareTrainAndResumeExactly) {
                                                  "--out", dir + "/data/sft", "--max-length", "48"});
   ASSERT_EQ(prep.exit_code, 0) << prep.output;
   EXPECT_NE(prep.output.find("48 samples"), std::string::npos) << prep.output;
-  EXPECT_NE(prep.output.find("alpaca 16 messages 32"), std::string::npos) << prep.output;
+  EXPECT_NE(prep.output.find("messages 32 alpaca 16"), std::string::npos) << prep.output;
 
   auto args = [&](const std::string& out, std::vector<std::string> extra) {
     std::vector<std::string> a{"train", "--config", tiny_recipe_path()};
