@@ -13,8 +13,8 @@
 namespace forma::train {
 namespace {
 
-constexpr uint64_t kOrderStream = 0x7366746F72646572;  // "sftorder"
-constexpr uint64_t kEpochStream = 0x73667465706F6368;  // "sftepoch"
+constexpr uint64_t kSftOrderStream = 0x7366746F72646572;  // "sftorder"
+constexpr uint64_t kSftEpochStream = 0x73667465706F6368;  // "sftepoch"
 
 struct SampleRef {
   int dataset;
@@ -38,7 +38,7 @@ class SftSamples : public SampleSource {
     if (split == data::Split::train) {
       // A fixed shuffle before the layout: ties among equal lengths and the padding mode's rows
       // follow it, so neither depends on the order the files were written in.
-      auto order = data::shuffled_range(static_cast<int64_t>(refs_.size()), data::derive_seed(spec.seed, kOrderStream));
+      auto order = data::shuffled_range(static_cast<int64_t>(refs_.size()), data::derive_seed(spec.seed, kSftOrderStream));
       std::vector<SampleRef> shuffled;
       for (int64_t i : order) shuffled.push_back(refs_[i]);
       refs_ = std::move(shuffled);
@@ -106,7 +106,7 @@ class SftSamples : public SampleSource {
       const int64_t epoch = index / rows;
       std::lock_guard<std::mutex> lock(mutex_);
       if (epoch != cached_epoch_) {
-        epoch_order_ = data::shuffled_range(rows, data::derive_seed(spec_.seed, kEpochStream, static_cast<uint64_t>(epoch)));
+        epoch_order_ = data::shuffled_range(rows, data::derive_seed(spec_.seed, kSftEpochStream, static_cast<uint64_t>(epoch)));
         cached_epoch_ = epoch;
       }
       row = epoch_order_[row];
