@@ -54,7 +54,9 @@ TEST(SftRecords, ErrorsNameTheField) {
   EXPECT_EQ(error(R"({"conversations": [{"from": "robot", "value": "x"}]})"),
             "field \"conversations[0].from\" is \"robot\" (expected human, gpt, system or tool)");
   EXPECT_EQ(error(R"({"instruction": "x"})"), "missing field \"output\"");
-  EXPECT_EQ(error(R"({"question": "x"})").substr(0, 18), "no field \"messages\"");
+  EXPECT_EQ(error(R"({"question": "x"})"),
+            "no field \"messages\", \"conversations\", \"instruction\", \"prompt\" or \"text\" (not a known SFT "
+            "format)");
   EXPECT_EQ(error(R"({"text": "x"})", SftFormat::alpaca), "missing field \"instruction\"");
 }
 
@@ -98,6 +100,21 @@ TEST(SftPrepare, WritesIdsAndMasksAsRendered) {
   EXPECT_EQ(mask1, (std::vector<int32_t>{0, 0, 1, 1}));
   EXPECT_EQ(p.stats.trained_tokens, static_cast<int64_t>(text.size() - reply) + 2);
   EXPECT_TRUE(is_sft_dataset(p.prefix));
+}
+
+TEST(SftPrepare, TextFilesAndJsonArraysAreRecordsToo) {
+  const std::string dir = test::scratch_dir();
+  auto text = write(dir, "book.txt", "xy");
+  auto array = write(dir, "list.json", R"([{"instruction": "i", "output": "o"}, "plain"])");
+  auto p = prepare(dir, {text, array});
+  EXPECT_EQ(p.stats.samples, 3);
+  EXPECT_EQ(p.stats.by_format[static_cast<int>(SftFormat::text)], 2);
+  EXPECT_EQ(p.stats.by_format[static_cast<int>(SftFormat::alpaca)], 1);
+  SftDataset dataset(p.prefix);
+  std::vector<int32_t> ids(3), mask(3);
+  dataset.read(0, 0, 3, ids.data(), mask.data());
+  EXPECT_EQ(ids, (std::vector<int32_t>{'x', 'y', 256}));  // the text file, with EOS
+  EXPECT_EQ(mask, (std::vector<int32_t>{1, 1, 1}));
 }
 
 TEST(SftPrepare, BadRecordStopsWithFileLineAndField) {

@@ -164,6 +164,10 @@ TEST(SftTrainCli, PrepareTrainAndResumeExactly) {
   EXPECT_NE(prep.output.find("48 samples"), std::string::npos) << prep.output;
   EXPECT_NE(prep.output.find("messages 32 alpaca 16"), std::string::npos) << prep.output;
 
+  auto info = run_forma(std::vector<std::string>{"data", "info", dir + "/data/sft"});
+  ASSERT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_NE(info.output.find("SFT mask"), std::string::npos) << info.output;
+
   auto args = [&](const std::string& out, std::vector<std::string> extra) {
     std::vector<std::string> a{"train", "--config", tiny_recipe_path()};
     for (auto& o : tiny_overrides(dir + "/data/sft", out)) a.insert(a.end(), {"--set", o});

@@ -10,6 +10,7 @@
 #include "forma/core/log.h"
 #include "forma/data/indexed_dataset.h"
 #include "forma/data/prepare.h"
+#include "forma/data/sft_dataset.h"
 #include "forma/data/sft_prepare.h"
 #include "forma/tokenizer/tokenizer.h"
 
@@ -154,6 +155,18 @@ void run_info(const InfoArgs& a) {
   std::printf("tokens     %lld\n", static_cast<long long>(dataset.total_tokens()));
   std::printf("bytes      %lld (.bin)\n",
               static_cast<long long>(std::filesystem::file_size(forma::data::bin_path(a.prefix))));
+  if (forma::data::is_sft_dataset(a.prefix)) {  // the loss mask beside the ids (--sft)
+    forma::data::SftDataset sft(a.prefix);
+    int64_t trained = 0;
+    for (int64_t s = 0; s < sft.size(); ++s) {
+      std::vector<int32_t> ids(static_cast<size_t>(sft.length(s))), mask(ids.size());
+      sft.read(s, 0, sft.length(s), ids.data(), mask.data());
+      for (size_t t = 1; t < mask.size(); ++t) trained += mask[t];
+    }
+    std::printf("SFT mask   %lld tokens trained on (%.1f%%), in %s.mask.{bin,idx}\n", static_cast<long long>(trained),
+                100.0 * static_cast<double>(trained) / static_cast<double>(std::max<int64_t>(dataset.total_tokens(), 1)),
+                a.prefix.c_str());
+  }
   auto lengths = document_lengths(dataset);
   if (!lengths.empty()) {
     std::sort(lengths.begin(), lengths.end());
