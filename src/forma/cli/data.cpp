@@ -91,7 +91,12 @@ void run_prepare(const PrepareArgs& a) {
   for (const auto& out : {forma::data::bin_path(a.out), forma::data::idx_path(a.out)}) {
     forma::check_output_is_not_input(out, {a.tokenizer}, "--out");
   }
-  if (a.sft) return run_prepare_sft(a);
+  if (a.sft) {
+    forma::check(a.field == "text" && !a.split_paragraphs && a.threads == 0,
+                 "--field, --split-paragraphs and --threads are for pretraining data, not --sft (SFT records name "
+                 "their own fields; docs/finetuning.md)");
+    return run_prepare_sft(a);
+  }
   forma::check(a.sft_format == "auto" && a.chat_template.empty() && !a.train_on_all && a.max_length == 0,
                "--sft-format, --chat-template, --train-on-all and --max-length need --sft");
   forma::data::PrepareOptions options;
