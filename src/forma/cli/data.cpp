@@ -10,6 +10,8 @@
 #include "forma/core/log.h"
 #include "forma/data/indexed_dataset.h"
 #include "forma/data/prepare.h"
+#include "forma/data/sft_dataset.h"
+#include "forma/data/sft_prepare.h"
 #include "forma/tokenizer/tokenizer.h"
 
 // A named namespace (not an anonymous one): unity builds compile the commands in one unit.
@@ -20,6 +22,10 @@ struct PrepareArgs {
   std::string tokenizer, out, format = "auto", field = "text";
   bool skip_bad = false, split_paragraphs = false, add_special = false, no_eos = false;
   int threads = 0;
+  // --sft (docs/finetuning.md)
+  bool sft = false, train_on_all = false;
+  std::string sft_format = "auto", chat_template, overlong = "truncate";
+  int64_t max_length = 0;
 };
 
 struct InfoArgs {
@@ -27,7 +33,72 @@ struct InfoArgs {
   int seq_len = 0;
 };
 
+// The tokenizer folder's chat template (tokenizer_config.json), or --chat-template FILE (a Jinja
+// file, with the folder's special tokens). None when neither has one: only conversations need it.
+std::optional<forma::chat::ChatTemplate> sft_chat_template(const PrepareArgs& a) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::is_directory(a.tokenizer) ? fs::path(a.tokenizer) : fs::path(a.tokenizer).parent_path();
+  const std::string config = (dir / "tokenizer_config.json").string();
+  const bool has_config = fs::exists(config);
+  if (!a.chat_template.empty()) {
+    auto special = has_config ? forma::chat::load_special_tokens(config) : nlohmann::ordered_json::object();
+    try {
+      return forma::chat::ChatTemplate(forma::read_file(a.chat_template), special);
+    } catch (const forma::Error& e) {
+      forma::fail("--chat-template {}: {}", a.chat_template, e.what());
+    }
+  }
+  if (!has_config) return std::nullopt;
+  try {
+    return forma::chat::load_chat_template(config);
+  } catch (const forma::Error& e) {
+    forma::log::info("no chat template ({}): conversations will be refused", e.what());
+    return std::nullopt;
+  }
+}
+
+void run_prepare_sft(const PrepareArgs& a) {
+  forma::data::SftPrepareOptions options;
+  options.file_format = forma::data::parse_input_format(a.format);
+  options.format = forma::data::parse_sft_format(a.sft_format);
+  options.render.train_on_all = a.train_on_all;
+  options.render.add_special_tokens = a.add_special;
+  options.render.append_eos = !a.no_eos;
+  options.max_length = a.max_length;
+  options.overlong = a.overlong == "drop" ? forma::data::Overlong::drop : forma::data::Overlong::truncate;
+  options.skip_bad = a.skip_bad;
+  auto tokenizer = forma::tok::load_tokenizer(a.tokenizer);
+  auto stats = forma::data::prepare_sft_dataset(a.inputs, *tokenizer, sft_chat_template(a), a.out, options);
+  std::printf("wrote %s.{bin,idx} and %s.mask.{bin,idx}: %lld samples, %lld tokens (%s), %lld trained on (%.1f%%), "
+              "from %lld records in %lld files\n",
+              a.out.c_str(), a.out.c_str(), static_cast<long long>(stats.samples), static_cast<long long>(stats.tokens),
+              forma::data::dtype_name(stats.dtype), static_cast<long long>(stats.trained_tokens),
+              100.0 * static_cast<double>(stats.trained_tokens) / static_cast<double>(stats.tokens),
+              static_cast<long long>(stats.records), static_cast<long long>(stats.files));
+  std::printf("records by format:");
+  for (int f = 1; f < 6; ++f) {
+    if (stats.by_format[f] > 0) {
+      std::printf(" %s %lld", forma::data::sft_format_name(static_cast<forma::data::SftFormat>(f)),
+                  static_cast<long long>(stats.by_format[f]));
+    }
+  }
+  std::printf("\ntruncated %lld, dropped as too long %lld, dropped with no trained token %lld, malformed skipped %lld\n",
+              static_cast<long long>(stats.truncated), static_cast<long long>(stats.dropped_overlong),
+              static_cast<long long>(stats.dropped_untrained), static_cast<long long>(stats.skipped));
+}
+
 void run_prepare(const PrepareArgs& a) {
+  for (const auto& out : {forma::data::bin_path(a.out), forma::data::idx_path(a.out)}) {
+    forma::check_output_is_not_input(out, {a.tokenizer}, "--out");
+  }
+  if (a.sft) {
+    forma::check(a.field == "text" && !a.split_paragraphs && a.threads == 0,
+                 "--field, --split-paragraphs and --threads are for pretraining data, not --sft (SFT records name "
+                 "their own fields; docs/finetuning.md)");
+    return run_prepare_sft(a);
+  }
+  forma::check(a.sft_format == "auto" && a.chat_template.empty() && !a.train_on_all && a.max_length == 0,
+               "--sft-format, --chat-template, --train-on-all and --max-length need --sft");
   forma::data::PrepareOptions options;
   options.format = forma::data::parse_input_format(a.format);
   options.field = a.field;
@@ -36,10 +107,6 @@ void run_prepare(const PrepareArgs& a) {
   options.add_special_tokens = a.add_special;
   options.append_eos = !a.no_eos;
   options.threads = a.threads;
-  // The tokenizer is read too (prepare_dataset checks the inputs).
-  for (const auto& out : {forma::data::bin_path(a.out), forma::data::idx_path(a.out)}) {
-    forma::check_output_is_not_input(out, {a.tokenizer}, "--out");
-  }
   auto tokenizer = forma::tok::load_tokenizer(a.tokenizer);
   auto stats = forma::data::prepare_dataset(a.inputs, *tokenizer, a.out, options);
   std::printf("wrote %s.bin and %s.idx: %lld documents, %lld tokens (%s), from %lld files (%lld bytes)",
@@ -93,6 +160,18 @@ void run_info(const InfoArgs& a) {
   std::printf("tokens     %lld\n", static_cast<long long>(dataset.total_tokens()));
   std::printf("bytes      %lld (.bin)\n",
               static_cast<long long>(std::filesystem::file_size(forma::data::bin_path(a.prefix))));
+  if (forma::data::is_sft_dataset(a.prefix)) {  // the loss mask beside the ids (--sft)
+    forma::data::SftDataset sft(a.prefix);
+    int64_t trained = 0;
+    for (int64_t s = 0; s < sft.size(); ++s) {
+      std::vector<int32_t> ids(static_cast<size_t>(sft.length(s))), mask(ids.size());
+      sft.read(s, 0, sft.length(s), ids.data(), mask.data());
+      for (size_t t = 1; t < mask.size(); ++t) trained += mask[t];
+    }
+    std::printf("SFT mask   %lld tokens trained on (%.1f%%), in %s.mask.{bin,idx}\n", static_cast<long long>(trained),
+                100.0 * static_cast<double>(trained) / static_cast<double>(std::max<int64_t>(dataset.total_tokens(), 1)),
+                a.prefix.c_str());
+  }
   auto lengths = document_lengths(dataset);
   if (!lengths.empty()) {
     std::sort(lengths.begin(), lengths.end());
@@ -141,6 +220,21 @@ forma::cli::CommandRegistration reg(40, [](CLI::App& app) {
   prepare->add_flag("--no-eos", prepare_args->no_eos, "do not append EOS after each document");
   prepare->add_option("--threads", prepare_args->threads, "encoding threads (0: one per core)")
       ->check(CLI::NonNegativeNumber);
+  prepare->add_flag("--sft", prepare_args->sft,
+                    "supervised fine-tuning data: ids and a loss mask (PREFIX.mask.bin/.idx), docs/finetuning.md");
+  prepare->add_option("--sft-format", prepare_args->sft_format,
+                      "--sft: auto, messages, sharegpt, alpaca, prompt_completion or text")
+      ->check(CLI::IsMember({"auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text"}))
+      ->capture_default_str();
+  prepare->add_option("--chat-template", prepare_args->chat_template,
+                      "--sft: a Jinja chat template file (default: the tokenizer folder's tokenizer_config.json)")
+      ->check(CLI::ExistingFile);
+  prepare->add_flag("--train-on-all", prepare_args->train_on_all,
+                    "--sft: train on every token, not only assistant turns and completions");
+  prepare->add_option("--max-length", prepare_args->max_length, "--sft: tokens per sample at most (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  prepare->add_option("--overlong", prepare_args->overlong, "--sft: what to do with longer samples: truncate or drop")
+      ->check(CLI::IsMember({"truncate", "drop"}))->capture_default_str();
   prepare->callback([prepare_args] { run_prepare(*prepare_args); });
 
   auto info_args = std::make_shared<InfoArgs>();

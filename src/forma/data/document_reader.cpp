@@ -203,6 +203,12 @@ class Reader {
       bad(line, fmt::format("{} is not valid JSON: {}", where, json_message(e)));
       return;
     }
+    if (sink_.on_json) {
+      std::string problem = sink_.on_json(value, line);
+      // A JSON line is named by its line alone; an array element also by its index.
+      if (!problem.empty()) bad(line, where == "line" ? problem : fmt::format("{}: {}", where, problem));
+      return;
+    }
     const nlohmann::json* text = &value;
     if (value.is_object()) {
       auto it = value.find(options_.field);

@@ -9,6 +9,8 @@
 // reading goes on. Damage that hides where records start and end (an unterminated JSON array) is
 // always an error.
 #pragma once
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,6 +37,11 @@ struct ReaderOptions {
 struct DocumentSink {
   // text: the document (valid UTF-8, never empty); line: where it starts in the file.
   std::function<void(std::string_view text, int64_t line)> on_document;
+  // When set, every JSON record is handed over whole (any value, any fields) instead of its
+  // `field`: it returns "" for a good record, else what is wrong with it, which is reported as a
+  // malformed record ("FILE:LINE: what", or skipped with skip_bad). Text files still go to
+  // on_document. Used by SFT preparation (sft_prepare.h), whose records have several fields.
+  std::function<std::string(const nlohmann::json& record, int64_t line)> on_json;
   // message "FILE:LINE: what" of a skipped record (only with skip_bad).
   std::function<void(const std::string& message)> on_skipped;
   // bytes of this file consumed so far (called after each record).

@@ -78,8 +78,8 @@ const char* dtype_name(TokenDType dtype) {
 
 IndexedDatasetWriter::IndexedDatasetWriter(std::string prefix, TokenDType dtype)
     : prefix_(std::move(prefix)), dtype_(dtype) {
-  check(dtype == TokenDType::uint16 || dtype == TokenDType::int32,
-        "{}: forma writes token ids as uint16 or int32, not {}", prefix_, dtype_name(dtype));
+  check(dtype == TokenDType::uint16 || dtype == TokenDType::int32 || dtype == TokenDType::uint8,
+        "{}: forma writes token ids as uint16 or int32 (and SFT masks as uint8), not {}", prefix_, dtype_name(dtype));
   std::string pid = std::to_string(::getpid());
   bin_tmp_ = bin_path(prefix_) + ".tmp." + pid;
   idx_tmp_ = idx_path(prefix_) + ".tmp." + pid;
@@ -108,11 +108,15 @@ void IndexedDatasetWriter::add_document(const int32_t* ids, size_t count) {
   check(!finished_, "{}: document added after finish()", prefix_);
   check(count <= static_cast<size_t>(std::numeric_limits<int32_t>::max()),
         "{}: document of {} tokens exceeds the format's int32 length", prefix_, count);
-  const int32_t limit = dtype_ == TokenDType::uint16 ? 65535 : std::numeric_limits<int32_t>::max();
+  const int32_t limit = dtype_ == TokenDType::uint8    ? 255
+                        : dtype_ == TokenDType::uint16 ? 65535
+                                                       : std::numeric_limits<int32_t>::max();
   for (size_t i = 0; i < count; ++i) {
     int32_t id = ids[i];
     check(id >= 0 && id <= limit, "{}: token id {} does not fit {}", prefix_, id, dtype_name(dtype_));
-    if (dtype_ == TokenDType::uint16) {
+    if (dtype_ == TokenDType::uint8) {  // SFT loss masks (sft_dataset.h)
+      buffer_.push_back(static_cast<uint8_t>(id));
+    } else if (dtype_ == TokenDType::uint16) {
       auto v = static_cast<uint16_t>(id);
       buffer_.insert(buffer_.end(), reinterpret_cast<uint8_t*>(&v), reinterpret_cast<uint8_t*>(&v) + 2);
     } else {

@@ -37,6 +37,17 @@ torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
   return allowed.logical_or(j == i).unsqueeze(1);  // [B, 1, T, S]
 }
 
+torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t window) {
+  const int64_t count = segment_ids.size(1);
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(segment_ids.device());
+  torch::Tensor i = torch::arange(count, opts).view({1, count, 1});  // [1, T, 1]
+  torch::Tensor j = torch::arange(count, opts).view({1, 1, count});  // [1, 1, T]
+  torch::Tensor same = segment_ids.unsqueeze(2) == segment_ids.unsqueeze(1);  // [B, T, T]
+  torch::Tensor allowed = (j <= i).logical_and(same);
+  if (window > 0) allowed = allowed.logical_and(j > i - window);
+  return allowed.unsqueeze(1);  // [B, 1, T, T]
+}
+
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
     : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope) {
   using torch::nn::Linear;

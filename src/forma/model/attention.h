@@ -44,6 +44,10 @@ torch::Tensor causal_mask(int64_t start, int64_t count, int64_t window, const to
 torch::Tensor padded_causal_mask(int64_t start, int64_t count, int64_t window,
                                  const torch::Tensor& left_padding);
 
+// The mask of rows that pack several samples, bool [B, 1, T, T]: query i sees key j iff j <= i, both
+// belong to the same sample (segment_ids [B, T]) and, with a window, j > i - window.
+torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t window);
+
 // The explicit attention products: q [B, H, T, D] over k, v [B, Hkv, S, D] (H a multiple of Hkv,
 // query head h reads kv head h / (H / Hkv)), `allowed` bool [T, S] or [B, 1, T, S]; scores divided
 // by `scale_divisor` (sqrt(D)), softmax in fp32, -> [B, H, T, D]. K and V are never repeated per query head.

@@ -48,7 +48,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&arch
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
-                                       std::vector<torch::Tensor>* hidden_states) {
+                                       std::vector<torch::Tensor>* hidden_states, const PackedPositions* packed) {
   check(input_ids.dim() == 2, "input_ids must be [B, T], got {} dimensions", input_ids.dim());
   const int64_t start = cache ? cache->length() : 0;
   const int64_t count = input_ids.size(1);
@@ -60,7 +60,21 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   const int64_t window = config_.effective_sliding_window();
   // Rows without padding (all of them at 0) take the plain path: the same positions and mask, built
   // once for the batch instead of per row (and no mask at all for a decode step).
-  if (cache && cache->left_padding().defined() && cache->has_padding()) {
+  if (packed) {
+    check(cache == nullptr, "packed samples are a training input: no KV cache");
+    torch::Tensor positions = packed->position_ids.to(x.device());
+    check(positions.sizes() == input_ids.sizes() && packed->segment_ids.sizes() == input_ids.sizes(),
+          "packed position_ids and segment_ids must be [B, T] as input_ids");
+    check(arch_->position == PositionKind::Rope || positions.max().item<int64_t>() < config_.max_position_embeddings,
+          "a packed position exceeds max_position_embeddings {} of a learned-position model",
+          config_.max_position_embeddings);
+    if (arch_->position == PositionKind::Learned) {
+      x = x + call_child(*this, "embed_positions", positions);
+    } else {
+      inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
+    }
+    inputs.mask = packed_causal_mask(packed->segment_ids.to(x.device()), window);
+  } else if (cache && cache->left_padding().defined() && cache->has_padding()) {
     // Left-padded batch rows (kv_cache.h): each row's positions start after its padding; padding
     // tokens get position 0 and are masked out.
     torch::Tensor padding = cache->left_padding().to(x.device());
@@ -126,6 +140,10 @@ torch::Tensor CausalLMImpl::output_weight() {
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
   return forward_with_hidden_states(input_ids, nullptr, cache);
+}
+
+torch::Tensor CausalLMImpl::forward_packed(const torch::Tensor& input_ids, const PackedPositions* packed) {
+  return output_logits(model_->forward(input_ids, nullptr, nullptr, packed));
 }
 
 torch::Tensor CausalLMImpl::forward_with_hidden_states(const torch::Tensor& input_ids,

@@ -14,6 +14,14 @@
 
 namespace forma {
 
+// Several samples packed into each batch row (SFT packing): each token's position within its own
+// sample, and which sample of the row it belongs to, both [B, T] int64. Attention stays within a
+// sample (a block-diagonal causal mask), so every sample computes what it would alone.
+struct PackedPositions {
+  torch::Tensor position_ids;  // [B, T]: 0, 1, ... from the start of each sample
+  torch::Tensor segment_ids;   // [B, T]: equal within a sample, different between neighbours
+};
+
 // Embeddings, the layer stack and the final norm: HF's "model" (LlamaModel) submodule.
 class TransformerImpl : public torch::nn::Module {
  public:
@@ -21,8 +29,9 @@ class TransformerImpl : public torch::nn::Module {
   // input_ids [B, T] -> final-norm output [B, T, C]. A cache with left padding (kv_cache.h) gives
   // each batch row its own positions and mask. `hidden_states`, when given, receives HF's
   // output_hidden_states tuple (embeddings, each layer's output, then the final-norm output).
+  // `packed` (no cache) gives each token its position and sample (PackedPositions).
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache,
-                        std::vector<torch::Tensor>* hidden_states = nullptr);
+                        std::vector<torch::Tensor>* hidden_states = nullptr, const PackedPositions* packed = nullptr);
 
   const std::vector<torch::Tensor>& router_logits() const { return router_logits_; }
   bool gradient_checkpointing = false;
@@ -50,6 +59,8 @@ class CausalLMImpl : public torch::nn::Module {
   // input_ids [B,T] int64 -> logits [B,T,V] (fp32). With a cache: appends this call's keys and
   // values at positions cache->length().. and attends over the cache (prefill and decode).
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
+  // As forward, for rows that pack several samples (PackedPositions); the plain path when null.
+  torch::Tensor forward_packed(const torch::Tensor& input_ids, const PackedPositions* packed);
   // As forward, also filling HF's output_hidden_states tuple.
   torch::Tensor forward_with_hidden_states(const torch::Tensor& input_ids,
                                            std::vector<torch::Tensor>* hidden_states,

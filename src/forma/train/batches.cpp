@@ -40,11 +40,19 @@ std::unique_ptr<SampleSource> random_samples(int64_t vocab_size, int64_t seq_len
 }
 
 Batch make_batch(const SampleSource& source, int64_t first, int64_t batch_size, int64_t seq_len) {
+  return source.batch(first, batch_size, seq_len);
+}
+
+Batch SampleSource::batch(int64_t first, int64_t batch_size, int64_t seq_len) const {
+  const SampleSource& source = *this;
   // [B, T+1] ids as read, then inputs = [:, 0:T] and targets = [:, 1:T+1].
   auto ids = torch::empty({batch_size, seq_len + 1}, torch::kInt32);
   for (int64_t b = 0; b < batch_size; ++b) source.get(first + b, ids[b].data_ptr<int32_t>());
   auto wide = ids.to(torch::kInt64);
-  return {wide.slice(1, 0, seq_len).contiguous(), wide.slice(1, 1, seq_len + 1).contiguous()};
+  Batch out;
+  out.inputs = wide.slice(1, 0, seq_len).contiguous();
+  out.targets = wide.slice(1, 1, seq_len + 1).contiguous();
+  return out;
 }
 
 }  // namespace forma::train

@@ -11,11 +11,18 @@
 
 namespace forma::train {
 
+struct Batch;
+
 class SampleSource {
  public:
   virtual ~SampleSource() = default;
   virtual void get(int64_t index, int32_t* out) const = 0;  // seq_len + 1 ids
   virtual int64_t size() const = 0;                          // samples per epoch
+  // Samples first .. first + batch_size - 1; by default seq_len + 1 ids each (get), shifted by one.
+  virtual Batch batch(int64_t first, int64_t batch_size, int64_t seq_len) const;
+  // Whether targets may be -100 (SFT loss masks): the trainer then divides the summed token losses
+  // of a step by the number of trained tokens in it, not by the number of micro-batches.
+  virtual bool masked() const { return false; }
 };
 
 std::unique_ptr<SampleSource> dataset_samples(std::unique_ptr<data::TokenSequences> sequences);
@@ -24,10 +31,13 @@ std::unique_ptr<SampleSource> random_samples(int64_t vocab_size, int64_t seq_len
 
 struct Batch {
   torch::Tensor inputs;   // [B, T] int64
-  torch::Tensor targets;  // [B, T] int64: inputs shifted by one
+  torch::Tensor targets;  // [B, T] int64: inputs shifted by one; -100 where nothing is trained
+  // SFT packing (several samples per row): positions within each sample and sample ids, [B, T]
+  // int64 (model/causal_lm.h, PackedPositions). Undefined for plain rows.
+  torch::Tensor position_ids, segment_ids;
 };
 
-// Samples first .. first + batch_size - 1 of `source`.
+// Samples first .. first + batch_size - 1 of `source` (source.batch()).
 Batch make_batch(const SampleSource& source, int64_t first, int64_t batch_size, int64_t seq_len);
 
 }  // namespace forma::train

@@ -185,6 +185,7 @@ void read_top_sections(const YAML::Node& root, const Origins& origins, Recipe* r
   data.read("weights", &r->data.weights);
   data.read("valid_fraction", &r->data.valid_fraction);
   data.read("seed", &r->data.seed);
+  data.read("packing", &r->data.packing);
   data.require(r->data.weights.empty() || r->data.weights.size() == r->data.prefixes.size(), "weights",
                fmt::format("{} weights for {} prefixes", r->data.weights.size(), r->data.prefixes.size()));
   for (double w : r->data.weights) data.require(w > 0, "weights", "every weight must be > 0");

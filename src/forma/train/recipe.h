@@ -26,6 +26,9 @@ struct DataSection {
   std::vector<double> weights;        // default: equal weights
   double valid_fraction = 0.05;       // share of sequences held out for validation
   uint64_t seed = 1234;               // split and blending seed
+  // SFT datasets (`forma data prepare --sft`, found by their PREFIX.mask files): several samples
+  // per row with per-sample positions and attention (true), or one sample per row (false).
+  bool packing = true;
 };
 
 struct TrainingConfig {

@@ -16,7 +16,9 @@
 #include "forma/parallel/tensor_parallel_model.h"
 #include "forma/train/checkpoint.h"
 #include "forma/train/checkpoint_dir.h"
+#include "forma/data/sft_dataset.h"
 #include "forma/train/matmul_peak.h"
+#include "forma/train/sft_batches.h"
 #include "forma/train/stop_signal.h"
 
 namespace forma::train {
@@ -129,7 +131,10 @@ void Trainer::build_model() {
   model_->train();
   int64_t params = 0;
   for (auto& p : model_->parameters()) params += p.numel();
-  log::info("model {} ({}): {:.2f} M parameters", path, model_->config().model_type, params / 1e6);
+  int64_t trainable = 0;
+  for (auto& p : model_->parameters()) trainable += p.requires_grad() ? p.numel() : 0;
+  log::info("model {} ({}): {:.2f} M parameters: {} trainable, {} frozen", path, model_->config().model_type,
+            params / 1e6, trainable, params - trainable);
   if (mesh_ && mesh_->size(parallel::Dim::tp) > 1) {
     // Every rank built the same whole model (same seed or weights); each now keeps its pieces.
     const int tp = mesh_->size(parallel::Dim::tp);
@@ -149,6 +154,7 @@ void Trainer::open_data() {
     return;
   }
   check(!recipe_.data.prefixes.empty(), "{}: data.prefixes: required (the datasets to train on)", recipe_.source);
+  if (data::is_sft_dataset(recipe_.data.prefixes.front())) return open_sft_data();
   data::DataSpec spec{recipe_.data.prefixes, recipe_.data.weights, static_cast<int>(t.seq_len),
                       recipe_.data.valid_fraction, recipe_.data.seed, vocab};
   train_data_ = dataset_samples(data::open_sequences(spec, data::Split::train));
@@ -163,6 +169,22 @@ void Trainer::open_data() {
             valid_data_ ? fmt::format(", {} validation samples", valid_data_->size()) : "");
 }
 
+void Trainer::open_sft_data() {
+  const auto& t = recipe_.training;
+  const auto& d = recipe_.data;
+  for (const auto& prefix : d.prefixes) {
+    check(data::is_sft_dataset(prefix), "{}: data.prefixes: {} is pretraining data but {} is SFT data (a "
+          "PREFIX.mask file); a recipe trains on one kind", recipe_.source, prefix, d.prefixes.front());
+  }
+  check(d.weights.empty(), "{}: data.weights: SFT datasets are not blended by weight; every sample is used once "
+        "per epoch", recipe_.source);
+  check(!tp_, "{}: parallel.tensor_parallel: SFT data trains data-parallel only for now", recipe_.source);
+  SftDataSpec spec{d.prefixes, t.seq_len, d.packing, d.valid_fraction, d.seed, model_->config().vocab_size};
+  train_data_ = sft_samples(spec, data::Split::train);
+  if (d.valid_fraction > 0 && recipe_.logging.eval_interval > 0) valid_data_ = sft_samples(spec, data::Split::valid);
+  make_batch(*train_data_, 0, 1, t.seq_len);  // reads (and checks) the first row now, before any step
+}
+
 int64_t Trainer::tokens_per_step() const {
   const auto& t = recipe_.training;
   return t.micro_batch_size * t.grad_accum_steps * t.seq_len;
@@ -172,6 +194,12 @@ std::string Trainer::checkpoints_dir() const { return (fs::path(recipe_.output_d
 
 torch::Tensor Trainer::language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets) const {
   return tp_ ? parallel::tensor_parallel_loss(*tp_, logits.to(torch::kFloat), targets) : next_token_loss(logits, targets);
+}
+
+torch::Tensor Trainer::batch_logits(const Batch& batch) {
+  if (!batch.position_ids.defined()) return model_->forward(batch.inputs.to(device_));
+  PackedPositions packed{batch.position_ids.to(device_), batch.segment_ids.to(device_)};
+  return model_->forward_packed(batch.inputs.to(device_), &packed);
 }
 
 double Trainer::matmul_peak() const {
@@ -185,24 +213,45 @@ StepResult Trainer::step() {
   torch::Tensor loss_sum = torch::zeros({}, torch::kFloat64);
   // This rank's consecutive share of the step's micro-batches (all of them in one process).
   const int64_t per_rank = t.grad_accum_steps / dp_.size();
+  std::vector<Batch> batches;
   for (int64_t micro = dp_.rank() * per_rank; micro < (dp_.rank() + 1) * per_rank; ++micro) {
-    auto batch = make_batch(*train_data_, state_.data_cursor + micro * t.micro_batch_size, t.micro_batch_size,
-                            t.seq_len);
-    torch::Tensor loss;
+    batches.push_back(make_batch(*train_data_, state_.data_cursor + micro * t.micro_batch_size, t.micro_batch_size,
+                                 t.seq_len));
+  }
+  // Masked (SFT) data: every trained token of the step weighs the same, however they fall into
+  // micro-batches and ranks (HF's num_items_in_batch): the loss is the sum of token losses over the
+  // step divided by the step's trained tokens, counted on all ranks before any backward.
+  const bool masked = train_data_->masked();
+  double step_tokens = 0;
+  if (masked) {
+    for (const auto& b : batches) step_tokens += static_cast<double>(b.targets.ne(-100).sum().item<int64_t>());
+    step_tokens = dp_.sum(step_tokens);
+  }
+  for (const auto& batch : batches) {
+    torch::Tensor loss, objective;
     {
       AutocastScope autocast(autocast_);
-      auto logits = model_->forward(batch.inputs.to(device_));  // [B, T, V] (V / tp under tensor parallelism)
-      loss = language_model_loss(logits, batch.targets.to(device_)) + model_->aux_loss();
+      auto logits = batch_logits(batch);  // [B, T, V] (V / tp under tensor parallelism)
+      loss = language_model_loss(logits, batch.targets.to(device_));
+      if (masked) {
+        // The mean over this micro-batch's trained tokens, back to their sum (none: no loss at all).
+        const auto tokens = static_cast<double>(batch.targets.ne(-100).sum().item<int64_t>());
+        loss = tokens > 0 ? loss * tokens : logits.sum() * 0.0;
+        objective = loss / std::max(step_tokens, 1.0) + model_->aux_loss() / static_cast<double>(t.grad_accum_steps);
+      } else {
+        loss = loss + model_->aux_loss();
+        // Scaled so that the accumulated gradient (summed over ranks) is that of the mean over all
+        // micro-batches of the step (and by the fp16 loss scale, undone before the update).
+        objective = loss / static_cast<double>(t.grad_accum_steps);
+      }
     }
-    // Scaled so that the accumulated gradient (summed over ranks) is that of the mean over all
-    // micro-batches of the step (and by the fp16 loss scale, undone before the update).
-    loss_scaler_.scale_loss(loss / static_cast<double>(t.grad_accum_steps)).backward();
+    loss_scaler_.scale_loss(objective).backward();
     loss_sum += loss.detach().to(torch::kCPU, torch::kFloat64);
   }
   if (tp_) parallel::sync_tensor_parallel_grads(model_, *tp_);  // before the data-parallel reduction
   state_.data_cursor += t.micro_batch_size * t.grad_accum_steps;
   StepResult r;
-  r.loss = dp_.sum(loss_sum.item<double>()) / static_cast<double>(t.grad_accum_steps);
+  r.loss = dp_.sum(loss_sum.item<double>()) / (masked ? std::max(step_tokens, 1.0) : static_cast<double>(t.grad_accum_steps));
   r.lr = schedule_->at(state_.step + 1);
   // fp16: every rank skips the update when any rank's gradients overflowed (their sum would too).
   const bool finite = !loss_scaler_.enabled() || !dp_.any(!loss_scaler_.unscale(trainable_));
@@ -231,15 +280,18 @@ double Trainer::evaluate() {
   const auto& t = recipe_.training;
   torch::NoGradGuard no_grad;
   model_->eval();
-  double total = 0;
+  double total = 0, tokens = 0;
+  const bool masked = valid_data_->masked();  // SFT: the mean over trained tokens, as in step()
   for (int64_t i = dp_.rank(); i < recipe_.logging.eval_steps; i += dp_.size()) {
     // The same leading validation samples every time, so val_loss values are comparable.
     auto batch = make_batch(*valid_data_, i * t.micro_batch_size, t.micro_batch_size, t.seq_len);
     AutocastScope autocast(autocast_);
-    total += language_model_loss(model_->forward(batch.inputs.to(device_)), batch.targets.to(device_)).item<double>();
+    const double loss = language_model_loss(batch_logits(batch), batch.targets.to(device_)).item<double>();
+    const double count = masked ? static_cast<double>(batch.targets.ne(-100).sum().item<int64_t>()) : 1.0;
+    if (count > 0) total += loss * count, tokens += count;
   }
   model_->train();
-  return dp_.sum(total) / static_cast<double>(recipe_.logging.eval_steps);
+  return dp_.sum(total) / (masked ? std::max(dp_.sum(tokens), 1.0) : static_cast<double>(recipe_.logging.eval_steps));
 }
 
 void Trainer::resume(const std::string& checkpoint) {

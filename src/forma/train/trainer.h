@@ -74,6 +74,8 @@ class Trainer {
   void check_sizes(const ModelConfig& config) const;
   void build_model();
   void open_data();
+  void open_sft_data();  // data.prefixes are SFT datasets (train/sft_batches.h)
+  torch::Tensor batch_logits(const Batch& batch);  // packed rows through forward_packed
   void save();
   void log_step(const StepResult& result, double interval_seconds, int64_t interval_tokens);
   // The mean next-token cross entropy of a micro-batch (vocab-parallel under tensor parallelism).
