@@ -91,8 +91,8 @@ bool decodes(int argc, char** argv) {
       break;
     }
   }
-  return first == "generate" || first == "chat" || first == "logits" || first == "eval" || first == "serve" ||
-         (first == "bench" && second == "generate");
+  return first == "generate" || first == "chat" || first == "logits" || first == "eval" ||
+         first == "serve" || (first == "bench" && second == "generate");
 }
 
 void prefer_passive_openmp_threads(int argc, char** argv) {
