@@ -73,6 +73,7 @@ class Trainer {
   // model and batch that clearly do not fit in memory.
   void check_sizes(const ModelConfig& config) const;
   void build_model();
+  void apply_lora();  // recipe's lora section: adapters on, base frozen (peft/lora_model.h)
   void open_data();
   void save();
   void log_step(const StepResult& result, double interval_seconds, int64_t interval_tokens);
