@@ -3,6 +3,7 @@
 // settings are refused with the key or file named.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -63,6 +64,32 @@ TEST(LoraTraining, OnlyAdaptersTrainAndCheckpointHoldsTheirStateOnly) {
   // The checkpoint's model.safetensors is the base model (the adapter is in adapter_model.safetensors).
   CausalLM from_ckpt = load_pretrained(ckpt);
   for (const auto& p : from_ckpt->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), base_params[p.key()]));
+}
+
+// lora.base_dtype bf16: the frozen base is the fixture rounded to bf16, bit for bit after training,
+// the adapters and their optimizer state fp32; the adapter then works on the fp32 base too.
+TEST(LoraTraining, Bf16BaseStaysFrozenAdaptersTrainInFp32) {
+  const auto dir = test::scratch_dir();
+  train::Trainer trainer(train::load_recipe(test::tiny_recipe_path(), lora_overrides(dir, {"lora.base_dtype=bf16"})));
+  ASSERT_EQ(trainer.run(), train::RunEnd::finished);
+  CausalLM base = load_pretrained(test::fixture("hf-tiny/llama"));
+  auto base_params = base->named_parameters();
+  for (const auto& p : trainer.model()->named_parameters()) {
+    if (is_lora_parameter(p.key())) {
+      EXPECT_EQ(p.value().scalar_type(), torch::kFloat) << p.key();
+      continue;
+    }
+    EXPECT_EQ(p.value().scalar_type(), torch::kBFloat16) << p.key();
+    EXPECT_TRUE(torch::equal(p.value(), base_params[p.key()].to(torch::kBFloat16))) << p.key() << " changed";
+  }
+  EXPECT_TRUE(std::isfinite(trainer.state().last_loss));
+  // The same adapter on the fp32 base: the same function to bf16's precision.
+  load_adapter(base, dir + "/out/checkpoints/step-0000006");
+  torch::NoGradGuard no_grad;
+  trainer.model()->eval(), base->eval();
+  auto ids = torch::tensor({1, 5, 9, 33, 7, 200, 41, 12}, torch::kLong).unsqueeze(0);
+  auto want = base->forward(ids), got = trainer.model()->forward(ids);
+  EXPECT_LT((got - want).abs().max().item<double>(), 0.05 * want.abs().max().item<double>());
 }
 
 TEST(LoraTraining, ResumeIsExact) {

@@ -34,6 +34,9 @@ struct LoraConfig {
   std::map<std::string, int64_t> rank_pattern;
   std::map<std::string, double> alpha_pattern;
   std::string base_model;  // base_model_name_or_path, informational
+  // Recipe only: the dtype the frozen base is held and computes in during training, fp32 or bf16
+  // (half the memory; the adapters and their AdamW state stay fp32).
+  std::string base_dtype = "fp32";
 
   // r and alpha for the module `hf_name` (rank_pattern / alpha_pattern applied), and the scaling.
   int64_t rank_for(const std::string& hf_name) const;

@@ -19,8 +19,8 @@ LoraLinearImpl::LoraLinearImpl(torch::Tensor base_weight, torch::Tensor base_bia
   torch::NoGradGuard no_grad;
   if (init == "gaussian") a->weight.normal_(0, 1.0 / static_cast<double>(r));
   if (init != "random") b->weight.zero_();
-  a->to(base_weight.device(), base_weight.scalar_type());
-  b->to(base_weight.device(), base_weight.scalar_type());
+  a->to(base_weight.device());
+  b->to(base_weight.device());
   lora_A = a->weight;
   lora_B = b->weight;
 }
@@ -28,7 +28,8 @@ LoraLinearImpl::LoraLinearImpl(torch::Tensor base_weight, torch::Tensor base_bia
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = kernels::linear(x, weight, bias);
   torch::Tensor h = (dropout > 0 && is_training()) ? torch::dropout(x, dropout, /*train=*/true) : x;
-  // In the weights' dtype, as PEFT casts x to lora_A's dtype (autocast may run these in bf16).
+  // In the adapter's fp32, as PEFT casts x to lora_A's dtype (autocast may run these in bf16), and
+  // added in the base output's dtype.
   torch::Tensor delta = torch::nn::functional::linear(torch::nn::functional::linear(h.to(lora_A.scalar_type()), lora_A),
                                                       lora_B);
   return y + (delta * scaling).to(y.scalar_type());

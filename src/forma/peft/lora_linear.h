@@ -12,8 +12,9 @@ namespace forma::peft {
 class LoraLinearImpl : public UnaryModule {
  public:
   // `weight` [out, in] and `bias` [out] (undefined: none) are the base layer's, taken over as they
-  // are (frozen). A and B are created in the weight's dtype and on its device, initialised per
-  // `init` ("default", "gaussian", "random": lora_config.h) from LibTorch's default generator.
+  // are (frozen). A and B are created on the weight's device in fp32 whatever the base's dtype (as
+  // PEFT's autocast_adapter_dtype does: a bf16 base trains fp32 adapters), initialised per `init`
+  // ("default", "gaussian", "random": lora_config.h) from LibTorch's default generator.
   LoraLinearImpl(torch::Tensor weight, torch::Tensor bias, int64_t r, double scaling, double dropout,
                  const std::string& init);
   torch::Tensor forward(const torch::Tensor& x) override;

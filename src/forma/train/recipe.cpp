@@ -315,6 +315,7 @@ void read_lora(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.read("use_rslora", &l.use_rslora);
   s.read("modules_to_save", &l.modules_to_save);
   s.read("init", &l.init);
+  s.read("base_dtype", &l.base_dtype);
   const YAML::Node& section = root["lora"];
   YAML::Node targets = (section && section.IsMap()) ? YAML::Node(section["target_modules"]) : YAML::Node();
   if (targets && targets.IsScalar()) {
@@ -332,6 +333,7 @@ void read_lora(const YAML::Node& root, const Origins& origins, Recipe* r) {
             "required: names such as [q_proj, v_proj], a regular expression, or all-linear");
   s.require(l.init == "default" || l.init == "gaussian" || l.init == "random", "init",
             "must be default, gaussian or random");
+  s.require(l.base_dtype == "fp32" || l.base_dtype == "bf16", "base_dtype", "must be fp32 or bf16");
   s.finish();
   peft::validate(l, r->source + ": lora");
 }

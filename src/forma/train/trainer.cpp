@@ -117,11 +117,13 @@ void Trainer::build_model() {
   const auto& path = recipe_.model.path;
   const ModelConfig config = load_model_config(path);  // read once: model.path may be a pipe
   check_sizes(config);
+  // A LoRA run may hold its frozen base in bf16 (lora.base_dtype); the adapters stay fp32.
+  const auto dtype = recipe_.lora.enabled && recipe_.lora.base_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
   if (is_hf_folder(path)) {
     log::info("starting from the weights in {}", path);
-    model_ = load_pretrained(path);
+    model_ = load_pretrained(path, LoadOptions{dtype});
   } else {
-    model_ = CausalLM(config);
+    model_ = CausalLM(config, dtype);
     model_->init_weights(recipe_.training.seed);
   }
   if (recipe_.lora.enabled) apply_lora();  // on the CPU too: the same adapter init on any device
