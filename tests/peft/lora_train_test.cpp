@@ -64,6 +64,11 @@ TEST(LoraTraining, OnlyAdaptersTrainAndCheckpointHoldsTheirStateOnly) {
   // The checkpoint's model.safetensors is the base model (the adapter is in adapter_model.safetensors).
   CausalLM from_ckpt = load_pretrained(ckpt);
   for (const auto& p : from_ckpt->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), base_params[p.key()]));
+  // `forma ckpt merge` would write that base alone: it points at `forma lora merge` instead.
+  auto merge = test::run_forma("ckpt merge '" + ckpt + "' --to '" + dir + "/merged'");
+  EXPECT_EQ(merge.exit_code, 1) << merge.output;
+  EXPECT_NE(merge.output.find("a LoRA checkpoint"), std::string::npos) << merge.output;
+  EXPECT_NE(merge.output.find("forma lora merge --model " + ckpt), std::string::npos) << merge.output;
 }
 
 // lora.base_dtype bf16: the frozen base is the fixture rounded to bf16, bit for bit after training,
@@ -90,6 +95,27 @@ TEST(LoraTraining, Bf16BaseStaysFrozenAdaptersTrainInFp32) {
   auto ids = torch::tensor({1, 5, 9, 33, 7, 200, 41, 12}, torch::kLong).unsqueeze(0);
   auto want = base->forward(ids), got = trainer.model()->forward(ids);
   EXPECT_LT((got - want).abs().max().item<double>(), 0.05 * want.abs().max().item<double>());
+}
+
+// Recomputing the layers in backward gives the adapters the same gradients (the frozen base's
+// parameters are not inputs of the recomputation).
+TEST(LoraTraining, ActivationCheckpointingGivesTheSameSteps) {
+  const auto dir = test::scratch_dir();
+  train::TrainerOptions quiet;
+  quiet.write_outputs = false;
+  train::Trainer plain(train::load_recipe(test::tiny_recipe_path(), lora_overrides(dir, {"lora.dropout=0"})), quiet);
+  train::Trainer recompute(train::load_recipe(test::tiny_recipe_path(),
+                                              lora_overrides(dir, {"lora.dropout=0", "training.activation_checkpointing=true"})),
+                           quiet);
+  for (int i = 0; i < 3; ++i) {
+    auto a = plain.step(), b = recompute.step();
+    EXPECT_NEAR(a.loss, b.loss, 1e-6) << "step " << i + 1;
+    EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-5 * a.grad_norm) << "step " << i + 1;
+  }
+  auto e = test::error_of([&] {
+    train::Trainer t(train::load_recipe(test::tiny_recipe_path(), lora_overrides(dir, {"training.activation_checkpointing=true"})));
+  });
+  EXPECT_NE(e.find("lora.dropout > 0 with training.activation_checkpointing"), std::string::npos) << e;
 }
 
 TEST(LoraTraining, ResumeIsExact) {

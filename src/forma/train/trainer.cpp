@@ -148,6 +148,11 @@ void Trainer::build_model() {
 void Trainer::apply_lora() {
   check(!mesh_ || mesh_->size(parallel::Dim::tp) == 1,
         "{}: lora: tensor_parallel > 1 is not supported with LoRA yet (use data parallelism)", recipe_.source);
+  // Recomputation in backward would draw other dropout masks than the forward did (recompute.cpp
+  // does not replay the generator), so the gradients would not be the loss's.
+  check(recipe_.lora.dropout == 0 || !recipe_.training.activation_checkpointing,
+        "{}: lora.dropout > 0 with training.activation_checkpointing is not supported (the recomputed forward "
+        "would draw other dropout masks); set one of them off", recipe_.source);
   recipe_.lora.base_model = recipe_.model.path;
   const int64_t layers = peft::apply_lora(model_, recipe_.lora, recipe_.source + ": lora");
   const auto counts = peft::parameter_counts(model_);
