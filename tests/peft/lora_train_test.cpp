@@ -11,6 +11,7 @@
 #include "forma/core/error.h"
 #include "forma/model/hf_io.h"
 #include "forma/peft/lora_model.h"
+#include "forma/peft/lora_plan.h"
 #include "forma/train/checkpoint_slices.h"
 #include "forma/train/dist_checkpoint_reader.h"
 #include "forma/train/trainer.h"
@@ -169,6 +170,31 @@ TEST(LoraTraining, AdapterConfigFeaturesForLacksAreRefused) {
   std::ofstream(dir + "/adapter_config.json") << R"({"peft_type": "IA3", "target_modules": ["q_proj"]})";
   e = test::error_of([&] { load_adapter(model, dir); });
   EXPECT_NE(e.find("peft_type"), std::string::npos) << e;
+}
+
+// The plan from the config alone (forma model info --lora-r) counts what apply_lora builds.
+TEST(LoraTraining, PlanFromConfigCountsWhatApplyBuilds) {
+  struct Case {
+    const char* model;
+    std::vector<std::string> targets;
+    bool all_linear;
+  };
+  for (const auto& c : {Case{"llama", {}, true}, Case{"gpt2", {"c_attn", "c_proj"}, false},
+                        Case{"mixtral", {}, true}, Case{"qwen2", {"q_proj", "down_proj"}, false}}) {
+    const std::string dir = test::fixture(std::string("hf-tiny/") + c.model);
+    CausalLM model = load_pretrained(dir);
+    LoraConfig lora;
+    lora.r = 3, lora.target_modules = c.targets, lora.all_linear = c.all_linear;
+    const int64_t layers = apply_lora(model, lora, "test");
+    const auto plan = plan_lora(model->config(), lora, "test");
+    EXPECT_EQ(plan.layers, layers) << c.model;
+    EXPECT_EQ(plan.adapter_params, parameter_counts(model).trainable) << c.model;
+  }
+  auto r = test::run_forma("model info llama-2-7b --lora-r 8 --lora-targets q_proj,v_proj");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 32 layers x 2 targets x 8 x (4096 + 4096): what PEFT's print_trainable_parameters reports for
+  // Llama-2-7B with q_proj/v_proj at r=8.
+  EXPECT_NE(r.output.find("64 layers, 4194304 trainable"), std::string::npos) << r.output;
 }
 
 }  // namespace forma::peft::lora_train_test

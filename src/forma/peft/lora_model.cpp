@@ -85,6 +85,10 @@ std::vector<std::string> modules_to_save_params(CausalLM& model, const LoraConfi
 
 using namespace lora_model_detail;
 
+LinearModule hf_module(const ModelConfig& config, const std::string& name) {
+  return config.model_type == "gpt2" ? gpt2_module(name) : LinearModule{name, name};
+}
+
 bool is_lora_parameter(const std::string& name) {
   return ends_with(name, ".lora_A.weight") || ends_with(name, ".lora_B.weight");
 }

@@ -26,6 +26,8 @@ struct LinearModule {
   int part = 0, parts = 1;
 };
 std::vector<LinearModule> linear_modules(CausalLM& model);
+// The HF module of forma's module `name` in a model of `config` (gpt2's differ).
+LinearModule hf_module(const ModelConfig& config, const std::string& name);
 
 // Puts adapters on the targeted layers (initialised from LibTorch's default generator, in
 // registration order), freezes every other parameter and unfreezes modules_to_save. Errors, naming
