@@ -153,6 +153,9 @@ TEST(LoraTraining, BadSettingsAreRefusedWithTheirName) {
   EXPECT_NE(error({"lora.r=0"}).find("lora.r"), std::string::npos) << error({"lora.r=0"});
   EXPECT_NE(error({"lora.init=kaiming"}).find("lora.init"), std::string::npos);
   EXPECT_NE(error({"lora.rank=4"}).find("unknown key 'lora.rank'"), std::string::npos);
+  auto bf16_saved = error({"lora.base_dtype=bf16", "lora.modules_to_save=[lm_head]"});
+  EXPECT_NE(bf16_saved.find("lora.base_dtype: bf16 cannot be combined with modules_to_save"), std::string::npos)
+      << bf16_saved;
   auto unmatched = error({"lora.target_modules=[qkv_proj]"});
   EXPECT_NE(unmatched.find("matched no linear layer"), std::string::npos) << unmatched;
   EXPECT_NE(unmatched.find("q_proj"), std::string::npos) << unmatched;  // the layers there are

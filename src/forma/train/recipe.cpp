@@ -334,6 +334,9 @@ void read_lora(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.require(l.init == "default" || l.init == "gaussian" || l.init == "random", "init",
             "must be default, gaussian or random");
   s.require(l.base_dtype == "fp32" || l.base_dtype == "bf16", "base_dtype", "must be fp32 or bf16");
+  // modules_to_save train whole in the base's dtype: AdamW on bf16 weights loses small updates.
+  s.require(l.base_dtype == "fp32" || l.modules_to_save.empty(), "base_dtype",
+            "bf16 cannot be combined with modules_to_save (those modules would train in bf16); use fp32");
   s.finish();
   peft::validate(l, r->source + ": lora");
 }
