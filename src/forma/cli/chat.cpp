@@ -33,6 +33,7 @@ struct ChatArgs {
   std::string template_file;
   std::string system;
   std::string dtype = "fp32";
+  std::string adapter;  // --adapter: a PEFT LoRA folder
   std::string device = "auto";
   int threads = 0;
   bool json = false;
@@ -97,6 +98,7 @@ void run_chat(const ChatArgs& args) {
   std::unique_ptr<tok::Tokenizer> tokenizer = load_folder_tokenizer(args.model_dir);
   chat::ChatTemplate chat_template = load_template(args);
   CausalLM model = load_pretrained(args.model_dir, load_options);
+  apply_adapter(model, args.adapter);
   auto config = infer::load_generation_defaults(args.model_dir, model->config(), tokenizer.get());
   args.flags.apply(&config);
   infer::ChatSession session(model, *tokenizer, std::move(chat_template), config);
@@ -145,6 +147,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
   cmd->add_flag("--json", args->json,
                 "print one JSON line per reply (prompt_ids, output_ids, text, stop_reason) instead of text");
   args->flags.add_to(cmd);
+  add_adapter_option(cmd, &args->adapter);
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
   add_threads_option(cmd, &args->threads);

@@ -21,6 +21,7 @@ namespace forma::cli::eval_command {
 struct EvalOptions {
   std::string model, task, data, out;
   std::string dtype = "fp32";
+  std::string adapter;  // --adapter: a PEFT LoRA folder
   std::string device = "auto";
   int threads = 0;
   int64_t limit = 0, max_length = 0, stride = 0, max_new_tokens = 32;
@@ -66,6 +67,7 @@ void run_eval(const EvalOptions& o) {
   const forma::LoadOptions load_options{forma::parse_compute_dtype(o.dtype, config, "--dtype"),
                                         forma::cli::device_from_flag(o.device)};
   auto model = forma::load_pretrained(o.model, load_options);
+  forma::cli::apply_adapter(model, o.adapter);
   model->eval();
   auto tokenizer = forma::cli::load_folder_tokenizer(o.model);
   forma::check(tokenizer != nullptr, "--model: {} has no tokenizer (tokenizer.json, tokenizer.model, encoder.json + "
@@ -115,6 +117,7 @@ forma::cli::CommandRegistration reg(60, [](CLI::App& app) {
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "exact_match: generation length")->capture_default_str();
   cmd->add_option("--stop", o->stop, "exact_match: stop strings (default: newline)");
   cmd->add_option("--out", o->out, "write a JSON report here");
+  forma::cli::add_adapter_option(cmd, &o->adapter);
   forma::cli::add_dtype_option(cmd, &o->dtype);
   forma::cli::add_device_option(cmd, &o->device);
   forma::cli::add_threads_option(cmd, &o->threads);

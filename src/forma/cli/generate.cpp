@@ -31,6 +31,7 @@ struct GenerateArgs {
   std::string prompts_file;
   int64_t max_batch = 32;
   std::string dtype = "fp32";
+  std::string adapter;  // --adapter: a PEFT LoRA folder
   std::string device = "auto";
   int threads = 0;
   bool no_cache = false;
@@ -94,6 +95,8 @@ void run_generate(const GenerateArgs& args) {
   }
 
   CausalLM model = load_pretrained(args.model_dir, load_options);
+
+  apply_adapter(model, args.adapter);
   if (batch) return run_prompts_file(args, prompts, model, tokenizer.get());
 
   infer::GenerationCallbacks callbacks;
@@ -131,6 +134,7 @@ CommandRegistration reg(40, [](CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-batch", args->max_batch, "most prompts of --prompts-file in one batch (default 32)");
   args->flags.add_to(cmd);
+  add_adapter_option(cmd, &args->adapter);
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
   add_threads_option(cmd, &args->threads);

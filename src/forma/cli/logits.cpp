@@ -22,6 +22,7 @@ struct LogitsArgs {
   std::string prompt_ids;
   std::string out;
   std::string dtype = "fp32";
+  std::string adapter;  // --adapter: a PEFT LoRA folder
   std::string device = "auto";
   int threads = 0;
 };
@@ -46,6 +47,8 @@ void run_logits(const LogitsArgs& args) {
         model_config.max_position_embeddings);
 
   CausalLM model = load_pretrained(args.model_dir, load_options);
+
+  apply_adapter(model, args.adapter);
   torch::NoGradGuard no_grad;
   infer::EvalModeGuard eval_mode(model);
   torch::Tensor input_ids = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
@@ -67,6 +70,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
       ->required();
   add_device_option(cmd, &args->device);
   add_threads_option(cmd, &args->threads);
+  add_adapter_option(cmd, &args->adapter);
   auto* dtype = add_dtype_option(cmd, &args->dtype);
   dtype->description(dtype->get_description() + ". The logits are written in fp32 either way");
   cmd->callback([args] { run_logits(*args); });

@@ -7,6 +7,7 @@
 #include "forma/core/error.h"
 #include "forma/model/config.h"
 #include "forma/model/model_stats.h"
+#include "forma/peft/lora_plan.h"
 
 // A named namespace (not an anonymous one): unity builds compile the commands in one unit.
 namespace forma::cli::model_command {
@@ -15,6 +16,8 @@ struct InfoArgs {
   std::string model;
   int64_t seq_len = 0;  // 0: max_position_embeddings capped at 2048
   int64_t batch = 1;
+  int64_t lora_r = 0;       // > 0: also what LoRA of this rank on lora_targets trains
+  std::string lora_targets = "all-linear";
 };
 
 std::string human_count(double n) {
@@ -39,6 +42,29 @@ std::string human_bytes(double bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f %s", bytes, units[u]);
   return buf;
+}
+
+// --lora-r R --lora-targets LIST: the adapters' parameters and their training memory.
+void print_lora_plan(const InfoArgs& a, const forma::ModelConfig& c, int64_t total) {
+  forma::peft::LoraConfig lora;
+  lora.enabled = true;
+  lora.r = a.lora_r;
+  if (a.lora_targets == "all-linear") {
+    lora.all_linear = true;
+  } else {
+    std::string item;
+    for (char ch : a.lora_targets + ",") {
+      if (ch != ',') item += ch;
+      else if (!item.empty()) lora.target_modules.push_back(item), item.clear();
+    }
+  }
+  const auto plan = forma::peft::plan_lora(c, lora, "--lora-targets " + a.lora_targets);
+  const double n = static_cast<double>(plan.adapter_params);
+  std::printf("LoRA r=%lld        %s: %lld layers, %lld trainable (%s, %.3f%%), AdamW moments %s + grads %s (fp32); "
+              "frozen base %s\n",
+              (long long)a.lora_r, a.lora_targets.c_str(), (long long)plan.layers, (long long)plan.adapter_params,
+              human_count(n).c_str(), 100.0 * n / static_cast<double>(total), human_bytes(8 * n).c_str(),
+              human_bytes(4 * n).c_str(), human_count(static_cast<double>(total)).c_str());
 }
 
 void run_info(const InfoArgs& a) {
@@ -77,6 +103,7 @@ void run_info(const InfoArgs& a) {
                 human_bytes(forma::kv_cache_bytes(c, a.batch, seq, bytes)).c_str(), (long long)a.batch,
                 (long long)seq);
   }
+  if (a.lora_r > 0) print_lora_plan(a, c, n.total);
 }
 
 forma::cli::CommandRegistration reg(30, [](CLI::App& app) {
@@ -89,6 +116,10 @@ forma::cli::CommandRegistration reg(30, [](CLI::App& app) {
   info->add_option("--seq-len", args->seq_len, "sequence length for FLOPs and KV cache (default: "
                    "max_position_embeddings, at most 2048)");
   info->add_option("--batch", args->batch, "batch size for the KV cache")->capture_default_str();
+  info->add_option("--lora-r", args->lora_r, "also plan LoRA of this rank: adapted layers, trainable parameters, "
+                   "AdamW memory");
+  info->add_option("--lora-targets", args->lora_targets, "with --lora-r: target modules, comma-separated "
+                   "(q_proj,v_proj) or all-linear")->capture_default_str();
   info->callback([args] { run_info(*args); });
 });
 

@@ -8,9 +8,11 @@
 #include <sstream>
 
 #include "forma/core/error.h"
+#include "forma/core/log.h"
 #include "forma/core/system.h"
 #include "forma/model/config.h"
 #include "forma/parallel/dist_env.h"
+#include "forma/peft/lora_model.h"
 
 namespace forma::cli {
 
@@ -32,6 +34,18 @@ CLI::Option* add_device_option(CLI::App* command, std::string* device) {
 torch::Device device_from_flag(const std::string& text) {
   const auto env = parallel::detect_dist_env();
   return resolve_device(text, "--device", env.world_size > 1 ? env.local_rank : -1);
+}
+
+CLI::Option* add_adapter_option(CLI::App* command, std::string* adapter) {
+  return command->add_option("--adapter", *adapter,
+                             "a LoRA adapter folder in PEFT's format (adapter_config.json + adapter_model.safetensors, "
+                             "as PEFT's save_pretrained and forma train with a lora section write) put on the model");
+}
+
+void apply_adapter(CausalLM& model, const std::string& adapter) {
+  if (adapter.empty()) return;
+  const auto config = peft::load_adapter(model, adapter);
+  log::info("adapter {}: LoRA r={}, alpha={:g}{}", adapter, config.r, config.alpha, config.use_rslora ? ", rslora" : "");
 }
 
 CLI::Option* add_threads_option(CLI::App* command, int* threads) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "forma/model/causal_lm.h"
 #include "forma/model/device.h"
 #include "forma/tokenizer/tokenizer.h"
 
@@ -21,6 +22,12 @@ CLI::Option* add_dtype_option(CLI::App* command, std::string* dtype);
 CLI::Option* add_device_option(CLI::App* command, std::string* device);
 // The device --device names; under a launcher "cuda" and "auto" take the local rank's GPU.
 torch::Device device_from_flag(const std::string& text);
+
+// Adds --adapter DIR: a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)
+// put on the model after it is loaded.
+CLI::Option* add_adapter_option(CLI::App* command, std::string* adapter);
+// Loads the adapter --adapter names into `model` (nothing when `adapter` is empty); errors name the file.
+void apply_adapter(CausalLM& model, const std::string& adapter);
 
 // Adds --threads N: LibTorch's intra-op threads (default 0: the cores this process may run on, from
 // its affinity mask, divided among the workers a launcher started on this node).

@@ -217,7 +217,13 @@ const char* compute_dtype_name(torch::ScalarType dtype) {
 
 std::map<std::string, torch::Tensor> hf_state_dict(CausalLM& model) {
   StateDict forma_names;
-  for (const auto& item : model->named_parameters()) forma_names[item.key()] = item.value().detach();
+  for (const auto& item : model->named_parameters()) {
+    // LoRA adapters (peft/lora_linear.h) are not weights of the HF model: peft::save_adapter writes them.
+    const std::string& name = item.key();
+    const bool lora = name.size() > 14 && (name.rfind(".lora_A.weight") == name.size() - 14 ||
+                                           name.rfind(".lora_B.weight") == name.size() - 14);
+    if (!lora) forma_names[name] = item.value().detach();
+  }
   const ModelConfig& config = model->config();
   return architecture_for(config).to_hf(forma_names, config);
 }

@@ -118,7 +118,8 @@ void write_generation_config(const ModelConfig& config, const std::string& dir) 
 
 std::string save_checkpoint(const std::string& checkpoints_dir, int keep_last, CausalLM& model,
                             const std::map<std::string, torch::Tensor>& optimizer_state, const TrainerState& state,
-                            const std::string& tokenizer_path, const CheckpointRole& role) {
+                            const std::string& tokenizer_path, const CheckpointRole& role,
+                            const std::function<void(const std::string& dir)>& write_extra) {
   const int tp = role.layout.tensor_parallel;
   auto barrier = [&role] {
     if (role.barrier) role.barrier();
@@ -142,6 +143,7 @@ std::string save_checkpoint(const std::string& checkpoints_dir, int keep_last, C
         write_file_atomic((fs::path(tmp) / "config.json").string(), to_hf_json(model->config()).dump(2) + "\n");
       }
       write_generation_config(model->config(), tmp);
+      if (write_extra) write_extra(tmp);
       write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), trainer_state_to_json(state));
       final_dir = finish_checkpoint(checkpoints_dir, state.step, keep_last, digests);
     }

@@ -53,9 +53,12 @@ const std::vector<std::string>& required_checkpoint_files();
 // Writes a complete checkpoint of `state.step` into CHECKPOINTS (every rank calls it, a collective
 // through role.barrier); returns its folder. `optimizer_state` is AdamW::state_dict()'s map of this
 // rank's parameters (Optimizer::gather_state_dict(): empty on ranks that do not write pieces).
+// `write_extra`, when given, writes more files into the folder on rank 0 before it is committed
+// (a LoRA run's adapter_config.json and adapter_model.safetensors).
 std::string save_checkpoint(const std::string& checkpoints_dir, int keep_last, CausalLM& model,
                             const std::map<std::string, torch::Tensor>& optimizer_state, const TrainerState& state,
-                            const std::string& tokenizer_path, const CheckpointRole& role = {});
+                            const std::string& tokenizer_path, const CheckpointRole& role = {},
+                            const std::function<void(const std::string& dir)>& write_extra = {});
 
 // Loads this rank's slices of the weights into `model` (whose architecture must match) and of the
 // AdamW state into `optimizer`, whatever layout wrote them, and returns the trainer state. The

@@ -53,6 +53,10 @@ namespace convert_detail = checkpoint_convert_detail;
 
 size_t merge_checkpoint(const std::string& dir, const std::string& to) {
   check_output_is_not_input(to, {dir}, "--to");
+  // A LoRA run's checkpoint (tensor_parallel 1) is already the base's HF folder plus the adapter.
+  check(!std::filesystem::exists(std::filesystem::path(dir) / "adapter_config.json"),
+        "{}: a LoRA checkpoint: its model.safetensors is the frozen base; `forma lora merge --model {} --adapter {} "
+        "--to {}` writes the merged model", dir, dir, dir, to);
   DistCheckpointReader reader(dir);
   CausalLM model = convert_detail::assemble_model(reader);
   write_folder_atomic(to, [&](const std::string& tmp) {

@@ -304,6 +304,44 @@ void read_parallel(const YAML::Node& root, const Origins& origins, Recipe* r) {
   s.finish();
 }
 
+// LoRA (peft/lora_config.h): target_modules is a list of names, or one string: a regular
+// expression or "all-linear", as PEFT's LoraConfig reads it.
+void read_lora(const YAML::Node& root, const Origins& origins, Recipe* r) {
+  auto& l = r->lora;
+  l.enabled = root["lora"].IsDefined() && !root["lora"].IsNull();
+  Section s(root["lora"], "lora", origins);
+  s.read("r", &l.r);
+  s.read("alpha", &l.alpha);
+  s.read("dropout", &l.dropout);
+  s.read("use_rslora", &l.use_rslora);
+  s.read("modules_to_save", &l.modules_to_save);
+  s.read("init", &l.init);
+  s.read("base_dtype", &l.base_dtype);
+  const YAML::Node& section = root["lora"];
+  YAML::Node targets = (section && section.IsMap()) ? YAML::Node(section["target_modules"]) : YAML::Node();
+  if (targets && targets.IsScalar()) {
+    std::string text;
+    s.read("target_modules", &text);
+    l.all_linear = text == "all-linear";
+    if (!l.all_linear) l.target_regex = text;
+  } else {
+    s.read("target_modules", &l.target_modules);
+  }
+  if (!l.enabled) return;
+  s.require(l.r >= 1, "r", "must be >= 1");
+  s.require(l.dropout >= 0 && l.dropout < 1, "dropout", "must be in [0, 1)");
+  s.require(l.all_linear || !l.target_regex.empty() || !l.target_modules.empty(), "target_modules",
+            "required: names such as [q_proj, v_proj], a regular expression, or all-linear");
+  s.require(l.init == "default" || l.init == "gaussian" || l.init == "random", "init",
+            "must be default, gaussian or random");
+  s.require(l.base_dtype == "fp32" || l.base_dtype == "bf16", "base_dtype", "must be fp32 or bf16");
+  // modules_to_save train whole in the base's dtype: AdamW on bf16 weights loses small updates.
+  s.require(l.base_dtype == "fp32" || l.modules_to_save.empty(), "base_dtype",
+            "bf16 cannot be combined with modules_to_save (those modules would train in bf16); use fp32");
+  s.finish();
+  peft::validate(l, r->source + ": lora");
+}
+
 // YAML lets a mapping repeat a key, and yaml-cpp keeps the first silently: a recipe that sets
 // training.seq_len twice would train with the value the user did not edit last. Refuse it.
 void reject_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& source) {
@@ -341,12 +379,12 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name
   for (auto& arg : overrides) apply_override(root, arg, &origins);
 
   static const std::set<std::string> kSections{"model",    "tokenizer", "data",       "training", "optimizer",
-                                               "schedule", "logging",   "checkpoint", "parallel", "output_dir"};
+                                               "schedule", "logging",   "checkpoint", "parallel", "output_dir", "lora"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     auto key = key_text(it->first, origins.where("", it->first));
     if (!kSections.count(key)) {
       fail("{}: unknown key '{}' (sections: model, tokenizer, data, training, optimizer, schedule, "
-           "logging, checkpoint, parallel, output_dir)", origins.where(key, it->first), key);
+           "logging, checkpoint, parallel, lora, output_dir)", origins.where(key, it->first), key);
     }
   }
   Recipe r;
@@ -356,6 +394,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source_name
   read_optimizer(root, origins, &r);
   read_schedule_logging_checkpoint(root, origins, &r);
   read_parallel(root, origins, &r);
+  read_lora(root, origins, &r);
   if (root["output_dir"]) {
     YAML::Node out = root["output_dir"];
     check(out.IsScalar() && !out.Scalar().empty(), "{}: output_dir: expected a folder path",

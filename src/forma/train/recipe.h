@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "forma/peft/lora_config.h"
+
 namespace forma::train {
 
 // What to train. `path` is a preset name (configs/models), a config.json (random init) or a Hugging
@@ -97,6 +99,7 @@ struct Recipe {
   LoggingConfig logging;
   CheckpointConfig checkpoint;
   ParallelConfig parallel;
+  peft::LoraConfig lora;  // the `lora` section (docs/finetuning.md); lora.enabled when present
   std::string output_dir = "runs/train";
   std::string source;    // the recipe file, for messages
   std::string snapshot;  // the effective YAML (after --set), stored in every checkpoint

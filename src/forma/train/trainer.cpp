@@ -14,6 +14,7 @@
 #include "forma/model/model_stats.h"
 #include "forma/parallel/layout.h"
 #include "forma/parallel/tensor_parallel_model.h"
+#include "forma/peft/lora_model.h"
 #include "forma/train/checkpoint.h"
 #include "forma/train/checkpoint_dir.h"
 #include "forma/data/sft_dataset.h"
@@ -118,13 +119,16 @@ void Trainer::build_model() {
   const auto& path = recipe_.model.path;
   const ModelConfig config = load_model_config(path);  // read once: model.path may be a pipe
   check_sizes(config);
+  // A LoRA run may hold its frozen base in bf16 (lora.base_dtype); the adapters stay fp32.
+  const auto dtype = recipe_.lora.enabled && recipe_.lora.base_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
   if (is_hf_folder(path)) {
     log::info("starting from the weights in {}", path);
-    model_ = load_pretrained(path);
+    model_ = load_pretrained(path, LoadOptions{dtype});
   } else {
-    model_ = CausalLM(config);
+    model_ = CausalLM(config, dtype);
     model_->init_weights(recipe_.training.seed);
   }
+  if (recipe_.lora.enabled) apply_lora();  // on the CPU too: the same adapter init on any device
   // Built (or loaded) on the CPU with the seed's values, then moved: the same weights on any device.
   if (device_ != torch::Device(torch::kCPU)) model_->to(device_);
   model_->set_gradient_checkpointing(recipe_.training.activation_checkpointing);
@@ -144,6 +148,25 @@ void Trainer::build_model() {
     tp_ = parallel::parallelize_tensor(model_, mesh_->group(parallel::Dim::tp),
                                        {recipe_.parallel.sequence_parallel});
   }
+}
+
+void Trainer::apply_lora() {
+  check(!mesh_ || mesh_->size(parallel::Dim::tp) == 1,
+        "{}: lora: tensor_parallel > 1 is not supported with LoRA yet (use data parallelism)", recipe_.source);
+  // Recomputation in backward would draw other dropout masks than the forward did (recompute.cpp
+  // does not replay the generator), so the gradients would not be the loss's.
+  check(recipe_.lora.dropout == 0 || !recipe_.training.activation_checkpointing,
+        "{}: lora.dropout > 0 with training.activation_checkpointing is not supported (the recomputed forward "
+        "would draw other dropout masks); set one of them off", recipe_.source);
+  recipe_.lora.base_model = recipe_.model.path;
+  const int64_t layers = peft::apply_lora(model_, recipe_.lora, recipe_.source + ": lora");
+  const auto counts = peft::parameter_counts(model_);
+  const double total = static_cast<double>(counts.trainable + counts.frozen);
+  // AdamW keeps two fp32 moments per trainable parameter (and the gradients one more copy).
+  log::info("LoRA: {} layers adapted (r={}, alpha={:g}{}): {} trainable parameters ({:.3f}%), {} frozen; "
+            "AdamW state {:.2f} MiB, gradients {:.2f} MiB", layers, recipe_.lora.r, recipe_.lora.alpha,
+            recipe_.lora.use_rslora ? ", rslora" : "", counts.trainable, 100.0 * counts.trainable / total,
+            counts.frozen, 8.0 * counts.trainable / (1 << 20), 4.0 * counts.trainable / (1 << 20));
 }
 
 void Trainer::open_data() {
@@ -321,8 +344,10 @@ void Trainer::save() {
   auto role = checkpoint_role(mesh_.get(), recipe_, tp_ ? &tp_->shards : nullptr);
   std::string dir;
   try {
+    std::function<void(const std::string&)> write_adapter;
+    if (recipe_.lora.enabled) write_adapter = [this](const std::string& d) { peft::save_adapter(model_, recipe_.lora, d); };
     dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
-                          recipe_.tokenizer.path, role);
+                          recipe_.tokenizer.path, role, write_adapter);
   } catch (const std::exception& e) {
     // save_checkpoint removed its partial folder; the last committed checkpoint is untouched.
     fail("the checkpoint of step {} could not be saved in {} ({}); nothing of it was kept, and {} still names "

@@ -73,6 +73,7 @@ class Trainer {
   // model and batch that clearly do not fit in memory.
   void check_sizes(const ModelConfig& config) const;
   void build_model();
+  void apply_lora();  // recipe's lora section: adapters on, base frozen (peft/lora_model.h)
   void open_data();
   void open_sft_data();  // data.prefixes are SFT datasets (train/sft_batches.h)
   torch::Tensor batch_logits(const Batch& batch);  // packed rows through forward_packed

@@ -1,0 +1,288 @@
+#include "forma/peft/lora_model.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "forma/core/error.h"
+#include "forma/core/files.h"
+#include "forma/io/safetensors.h"
+#include "forma/model/tensor_io.h"
+#include "forma/peft/lora_linear.h"
+
+namespace forma::peft {
+
+namespace lora_model_detail {
+
+namespace fs = std::filesystem;
+constexpr const char* kPrefix = "base_model.model.";
+constexpr const char* kWeightsFile = "adapter_model.safetensors";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// "a.b.c" -> {"a.b", "c"}
+std::pair<std::string, std::string> split_last(const std::string& name) {
+  auto dot = name.rfind('.');
+  if (dot == std::string::npos) return {"", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+// gpt2's HF module for a forma linear (architecture.cpp's weight map, for modules).
+LinearModule gpt2_module(const std::string& name) {
+  const std::string layers = "model.layers.";
+  if (name.rfind(layers, 0) != 0) return {name, name};
+  auto dot = name.find('.', layers.size());
+  const std::string h = "transformer.h." + name.substr(layers.size(), dot - layers.size()) + ".";
+  const std::string rest = name.substr(dot + 1);
+  const char* qkv[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
+  for (int p = 0; p < 3; ++p) {
+    if (rest == qkv[p]) return {name, h + "attn.c_attn", p, 3};
+  }
+  if (rest == "self_attn.o_proj") return {name, h + "attn.c_proj"};
+  if (rest == "mlp.up_proj") return {name, h + "mlp.c_fc"};
+  if (rest == "mlp.down_proj") return {name, h + "mlp.c_proj"};
+  return {name, name};
+}
+
+torch::nn::Module& module_at(CausalLM& model, const std::string& name) {
+  if (name.empty()) return *model;
+  auto modules = model->named_modules("", /*include_self=*/false);
+  const auto* found = modules.find(name);
+  check(found != nullptr, "the model has no module '{}'", name);
+  return **found;
+}
+
+std::string linear_names(const std::vector<LinearModule>& modules) {
+  std::set<std::string> leaves;
+  for (const auto& m : modules) leaves.insert(split_last(m.hf_name).second);
+  std::string out;
+  for (const auto& l : leaves) out += (out.empty() ? "" : ", ") + l;
+  return out;
+}
+
+// The modules_to_save parameters of the model, by forma parameter name.
+std::vector<std::string> modules_to_save_params(CausalLM& model, const LoraConfig& config) {
+  std::vector<std::string> names;
+  if (config.modules_to_save.empty()) return names;
+  const Architecture& arch = architecture_for(model->config());
+  for (const auto& p : model->named_parameters()) {
+    if (is_lora_parameter(p.key())) continue;
+    // Matched on the HF parameter name's module part.
+    StateDict one{{p.key(), p.value()}};
+    for (const auto& [hf, t] : arch.to_hf(one, model->config())) {
+      if (matches_modules_to_save(config, split_last(hf).first)) names.push_back(p.key());
+    }
+  }
+  return names;
+}
+
+}  // namespace lora_model_detail
+
+using namespace lora_model_detail;
+
+LinearModule hf_module(const ModelConfig& config, const std::string& name) {
+  return config.model_type == "gpt2" ? gpt2_module(name) : LinearModule{name, name};
+}
+
+bool is_lora_parameter(const std::string& name) {
+  return ends_with(name, ".lora_A.weight") || ends_with(name, ".lora_B.weight");
+}
+
+std::vector<LinearModule> linear_modules(CausalLM& model) {
+  std::vector<LinearModule> out;
+  const bool gpt2 = model->config().model_type == "gpt2";
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    auto* m = item.value().get();
+    if (!dynamic_cast<torch::nn::LinearImpl*>(m) && !dynamic_cast<LoraLinearImpl*>(m)) continue;
+    const std::string& name = item.key();
+    if (ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) continue;
+    out.push_back(gpt2 ? gpt2_module(name) : LinearModule{name, name});
+  }
+  return out;
+}
+
+int64_t apply_lora(CausalLM& model, const LoraConfig& config, const std::string& where) {
+  validate(config, where);
+  const auto linears = linear_modules(model);
+  std::set<std::string> linear_names_set;
+  for (const auto& m : linears) linear_names_set.insert(m.name);
+  // A named target that is some other kind of module (an embedding, a norm) is refused, not skipped.
+  if (config.target_regex.empty() && !config.all_linear) {
+    for (const auto& item : model->named_modules("", false)) {
+      const std::string& name = item.key();
+      if (linear_names_set.count(name) || ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) continue;
+      const std::string hf = model->config().model_type == "gpt2" ? gpt2_module(name).hf_name : name;
+      bool leaf = item.value()->children().empty();
+      check(!leaf || !matches_target(config, hf), "{}: target_modules: '{}' is a {}, not a linear layer (forma's LoRA "
+            "adapts linear layers only)", where, hf, item.value()->name());
+    }
+  }
+  int64_t adapted = 0;
+  for (const auto& m : linears) {
+    if (matches_modules_to_save(config, m.hf_name)) continue;  // PEFT: trained whole instead
+    const bool targeted = config.all_linear ? m.name != "lm_head" : matches_target(config, m.hf_name);
+    if (!targeted) continue;
+    auto [parent, leaf] = split_last(m.name);
+    auto& parent_module = module_at(model, parent);
+    auto child = parent_module.named_children()[leaf];
+    check(!dynamic_cast<LoraLinearImpl*>(child.get()), "{}: {} has an adapter already", where, m.name);
+    auto* linear = dynamic_cast<torch::nn::LinearImpl*>(child.get());
+    check(linear != nullptr, "{}: {} is not a linear layer", where, m.name);
+    auto lora = std::make_shared<LoraLinearImpl>(linear->weight, linear->bias, config.rank_for(m.hf_name),
+                                                 config.scaling_for(m.hf_name), config.dropout, config.init);
+    parent_module.replace_module(leaf, lora);
+    ++adapted;
+  }
+  check(adapted > 0, "{}: target_modules matched no linear layer of this {} model (its linear layers: {}){}", where,
+        model->config().model_type, linear_names(linears),
+        linears.empty() ? " (tensor-parallel layers cannot take adapters yet)" : "");
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  for (auto& p : model->named_parameters()) {
+    if (is_lora_parameter(p.key())) p.value().set_requires_grad(true);
+  }
+  auto to_save = modules_to_save_params(model, config);
+  check(config.modules_to_save.empty() || !to_save.empty(), "{}: modules_to_save matched no module of this {} model",
+        where, model->config().model_type);
+  auto params = model->named_parameters();
+  for (const auto& name : to_save) params[name].set_requires_grad(true);
+  return adapted;
+}
+
+ParameterCounts parameter_counts(CausalLM& model) {
+  ParameterCounts c;
+  for (const auto& p : model->parameters()) (p.requires_grad() ? c.trainable : c.frozen) += p.numel();
+  return c;
+}
+
+std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraConfig* config_out,
+                                                        const LoraConfig& config) {
+  *config_out = config;
+  std::map<std::string, torch::Tensor> out;
+  // Fused HF modules (gpt2's c_attn): parts gathered first, written as one block adapter.
+  std::map<std::string, std::vector<std::pair<int, LoraLinearImpl*>>> fused;
+  std::map<std::string, int> fused_parts;
+  auto modules = model->named_modules("", false);
+  for (const auto& m : linear_modules(model)) {
+    auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
+    if (lora == nullptr) continue;
+    if (m.parts > 1) {
+      fused[m.hf_name].push_back({m.part, lora});
+      fused_parts[m.hf_name] = m.parts;
+      continue;
+    }
+    out[kPrefix + m.hf_name + ".lora_A.weight"] = lora->lora_A.detach();
+    out[kPrefix + m.hf_name + ".lora_B.weight"] = lora->lora_B.detach();
+  }
+  for (auto& [hf, parts] : fused) {
+    check(static_cast<int>(parts.size()) == fused_parts[hf], "{}: only some of the layers fused into it have adapters; "
+          "PEFT cannot represent that", hf);
+    std::sort(parts.begin(), parts.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    // A = [A_0; A_1; A_2] [sum r, in]; B block-diagonal [sum out, sum r], each block rescaled from its
+    // own scaling to the written one (alpha_f / r_f, or / sqrt(r_f)): the same delta exactly.
+    int64_t rank = 0, out_rows = 0;
+    for (auto& [p, l] : parts) rank += l->r, out_rows += l->lora_B.size(0);
+    const double scaling = parts[0].second->scaling;
+    auto a = torch::cat({parts[0].second->lora_A.detach(), parts[1].second->lora_A.detach(),
+                         parts[2].second->lora_A.detach()}, 0);
+    auto b = torch::zeros({out_rows, rank}, a.options());
+    int64_t row = 0, col = 0;
+    for (auto& [p, l] : parts) {
+      b.slice(0, row, row + l->lora_B.size(0)).slice(1, col, col + l->r).copy_(l->lora_B.detach() * (l->scaling / scaling));
+      row += l->lora_B.size(0), col += l->r;
+    }
+    out[kPrefix + hf + ".lora_A.weight"] = a;
+    out[kPrefix + hf + ".lora_B.weight"] = b;
+    const std::string key = split_last(hf).second;  // "c_attn": every layer's fused adapter has this rank
+    config_out->rank_pattern[key] = rank;
+    config_out->alpha_pattern[key] = config.use_rslora ? scaling * std::sqrt(static_cast<double>(rank))
+                                                       : scaling * static_cast<double>(rank);
+  }
+  StateDict saved;
+  auto params = model->named_parameters();
+  for (const auto& name : modules_to_save_params(model, config)) saved[name] = params[name].detach();
+  for (const auto& [hf, t] : architecture_for(model->config()).to_hf(saved, model->config())) out[kPrefix + hf] = t;
+  return out;
+}
+
+void save_adapter(CausalLM& model, const LoraConfig& config, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  check(!ec, "cannot create {}: {}", dir, ec.message());
+  LoraConfig written;
+  auto tensors = adapter_state_dict(model, &written, config);
+  save_tensors((fs::path(dir) / kWeightsFile).string(), tensors, {{"format", "pt"}});
+  write_file_atomic((fs::path(dir) / "adapter_config.json").string(), adapter_config_json(written).dump(2) + "\n");
+}
+
+LoraConfig load_adapter(CausalLM& model, const std::string& dir) {
+  LoraConfig config = load_adapter_config(dir);
+  const std::string path = (fs::path(dir) / kWeightsFile).string();
+  check(fs::exists(path), "{}: no {} (forma reads adapters in safetensors only)", dir, kWeightsFile);
+  auto tensors = load_tensors(path);
+  apply_lora(model, config, (fs::path(dir) / "adapter_config.json").string());
+  std::set<std::string> used;
+  auto take = [&](const std::string& key, const std::vector<int64_t>& shape) {
+    auto it = tensors.find(key);
+    check(it != tensors.end(), "{}: missing tensor '{}'", path, key);
+    check(it->second.sizes().vec() == shape, "{}: tensor '{}' has shape [{}] but the model needs [{}]", path, key,
+          fmt::join(it->second.sizes(), ", "), fmt::join(shape, ", "));
+    used.insert(key);
+    return it->second;
+  };
+  torch::NoGradGuard no_grad;
+  auto modules = model->named_modules("", false);
+  for (const auto& m : linear_modules(model)) {
+    auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
+    if (lora == nullptr) continue;
+    const int64_t out = lora->lora_B.size(0), in = lora->lora_A.size(1);
+    auto a = take(kPrefix + m.hf_name + ".lora_A.weight", {lora->r, in});
+    auto b = take(kPrefix + m.hf_name + ".lora_B.weight", {out * m.parts, lora->r});
+    lora->lora_A.copy_(a);
+    lora->lora_B.copy_(b.slice(0, out * m.part, out * (m.part + 1)));  // a fused module's rows of this part
+  }
+  StateDict hf_saved;
+  for (const auto& [key, t] : tensors) {
+    if (!used.count(key) && key.rfind(kPrefix, 0) == 0) hf_saved[key.substr(std::string(kPrefix).size())] = t;
+  }
+  auto params = model->named_parameters();
+  for (const auto& [name, t] : architecture_for(model->config()).from_hf(hf_saved, model->config())) {
+    auto* p = params.find(name);
+    check(p != nullptr && p->requires_grad() && !is_lora_parameter(name),
+          "{}: unexpected tensor for '{}' (neither an adapter nor in modules_to_save)", path, name);
+    check(p->sizes() == t.sizes(), "{}: tensor for '{}' has shape [{}] but the model needs [{}]", path, name,
+          fmt::join(t.sizes(), ", "), fmt::join(p->sizes(), ", "));
+    p->copy_(t);
+    used.insert(name);
+  }
+  for (const auto& [key, t] : tensors) {
+    check(key.rfind(kPrefix, 0) == 0, "{}: unexpected tensor '{}' (PEFT's names start with {})", path, key, kPrefix);
+  }
+  for (const auto& name : modules_to_save_params(model, config)) {
+    check(used.count(name), "{}: modules_to_save: no tensor for '{}'", path, name);
+  }
+  return config;
+}
+
+void merge_lora(CausalLM& model) {
+  auto modules = model->named_modules("", false);
+  for (const auto& m : linear_modules(model)) {
+    auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
+    if (lora == nullptr) continue;
+    auto linear = torch::nn::Linear(torch::nn::LinearOptions(lora->weight.size(1), lora->weight.size(0))
+                                        .bias(lora->bias.defined()));
+    torch::NoGradGuard no_grad;
+    linear->to(lora->weight.device(), lora->weight.scalar_type());
+    linear->weight.set_data(lora->merged_weight());
+    if (lora->bias.defined()) linear->bias.set_data(lora->bias.detach().clone());
+    auto [parent, leaf] = split_last(m.name);
+    module_at(model, parent).replace_module(leaf, linear.ptr());
+  }
+  for (auto& p : model->parameters()) p.set_requires_grad(true);
+}
+
+}  // namespace forma::peft

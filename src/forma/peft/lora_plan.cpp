@@ -1,0 +1,53 @@
+#include "forma/peft/lora_plan.h"
+
+#include "forma/core/error.h"
+#include "forma/model/architecture.h"
+
+namespace forma::peft {
+
+std::vector<PlannedLinear> planned_linears(const ModelConfig& c) {
+  const Architecture& arch = architecture_for(c);
+  std::vector<PlannedLinear> out;
+  auto add = [&](const std::string& name, int64_t in, int64_t o) {
+    out.push_back({hf_module(c, name), in, o});
+  };
+  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string l = "model.layers." + std::to_string(i) + ".";
+    add(l + "self_attn.q_proj", c.hidden_size, q);
+    add(l + "self_attn.k_proj", c.hidden_size, kv);
+    add(l + "self_attn.v_proj", c.hidden_size, kv);
+    add(l + "self_attn.o_proj", q, c.hidden_size);
+    if (c.is_moe()) {
+      add(l + "block_sparse_moe.gate", c.hidden_size, c.num_local_experts);
+      for (int64_t e = 0; e < c.num_local_experts; ++e) {
+        const std::string x = l + "block_sparse_moe.experts." + std::to_string(e) + ".";
+        add(x + "w1", c.hidden_size, c.intermediate_size);
+        add(x + "w2", c.intermediate_size, c.hidden_size);
+        add(x + "w3", c.hidden_size, c.intermediate_size);
+      }
+    } else {
+      if (arch.gated_mlp) add(l + "mlp.gate_proj", c.hidden_size, c.intermediate_size);
+      add(l + "mlp.up_proj", c.hidden_size, c.intermediate_size);
+      add(l + "mlp.down_proj", c.intermediate_size, c.hidden_size);
+    }
+  }
+  if (!c.tie_word_embeddings) add("lm_head", c.hidden_size, c.vocab_size);
+  return out;
+}
+
+LoraPlan plan_lora(const ModelConfig& config, const LoraConfig& lora, const std::string& where) {
+  validate(lora, where);
+  LoraPlan plan;
+  for (const auto& l : planned_linears(config)) {
+    if (matches_modules_to_save(lora, l.module.hf_name)) continue;
+    const bool targeted = lora.all_linear ? l.module.name != "lm_head" : matches_target(lora, l.module.hf_name);
+    if (!targeted) continue;
+    ++plan.layers;
+    plan.adapter_params += lora.rank_for(l.module.hf_name) * (l.in + l.out);
+  }
+  check(plan.layers > 0, "{}: the targets match no linear layer of this {} model", where, config.model_type);
+  return plan;
+}
+
+}  // namespace forma::peft
