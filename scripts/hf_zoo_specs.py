@@ -203,33 +203,34 @@ SPECS = [
     dict(name="deepseek_v2", model_type="deepseek_v2",
          config=llama_like(num_hidden_layers=3, num_key_value_heads=4, q_lora_rank=None,
                            kv_lora_rank=16, qk_rope_head_dim=4, qk_nope_head_dim=8, v_head_dim=8,
-                           n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
+                           n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
                            moe_intermediate_size=16, first_k_dense_replace=1,
                            topk_method="group_limited_greedy", n_group=2, topk_group=1,
                            routed_scaling_factor=1.5, norm_topk_prob=False,
                            tie_word_embeddings=False),
          grad_attn="model.layers.0.self_attn.kv_a_proj_with_mqa.weight",
-         router=dict(n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
+         router=dict(n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
                      topk_method="group_limited_greedy", n_group=2, topk_group=1,
                      routed_scaling_factor=1.5, scoring="softmax", first_k_dense_replace=1),
          features="MLA without q LoRA (V2-Lite style: q_proj, kv_a_proj_with_mqa, kv_a_layernorm, "
-                  "kv_b_proj; rope 4 + nope 8 dims, v 8), MoE 4 routed + 1 shared, group-limited "
-                  "greedy top-2, layer 0 dense"),
+                  "kv_b_proj; rope 4 + nope 8 dims, v 8), MoE 8 routed + 1 shared, group-limited "
+                  "greedy (2 groups of 4 scored by their max, 1 kept) top-2 softmax, scaling 1.5, "
+                  "layer 0 dense"),
     dict(name="deepseek_v3", model_type="deepseek_v3",
          config=llama_like(num_hidden_layers=3, num_key_value_heads=4, q_lora_rank=16,
                            kv_lora_rank=16, qk_rope_head_dim=4, qk_nope_head_dim=8, v_head_dim=8,
-                           n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
-                           moe_intermediate_size=16, first_k_dense_replace=1, n_group=2,
-                           topk_group=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+                           n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
+                           moe_intermediate_size=16, first_k_dense_replace=1, n_group=4,
+                           topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True,
                            rope_interleave=True, tie_word_embeddings=False),
          grad_attn="model.layers.0.self_attn.q_a_proj.weight",
-         router=dict(n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2, n_group=2,
-                     topk_group=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+         router=dict(n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2, n_group=4,
+                     topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True,
                      scoring="sigmoid + e_score_correction_bias for selection (noaux_tc)",
                      first_k_dense_replace=1),
-         features="MLA with q LoRA (q_a_proj, q_a_layernorm, q_b_proj), interleaved rope, MoE 4 "
-                  "routed (sigmoid scores + correction bias, grouped top-k: 2 groups, 1 kept) + 1 "
-                  "shared, routed_scaling_factor 2.5, layer 0 dense"),
+         features="MLA with q LoRA (q_a_proj, q_a_layernorm, q_b_proj), interleaved rope, MoE 8 "
+                  "routed (sigmoid scores + correction bias; 4 groups scored by top-2 sum, 2 kept; "
+                  "top-2 renormalised) + 1 shared, routed_scaling_factor 2.5, layer 0 dense"),
     # --- Llama RoPE scalings --------------------------------------------------------------------
     dict(name="llama_rope_linear", model_type="llama",
          config=llama_like(head_dim=16, num_attention_heads=2, num_key_value_heads=1,
