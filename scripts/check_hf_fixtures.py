@@ -165,9 +165,8 @@ def main():
                 failed += 1
     only = set(filter(None, args.only.split(",")))
     names = sorted({rel.split("/")[0] for rel in manifest})
+    names = [n for n in names if not only or n in only]
     for name in names:
-        if only and name not in only:
-            continue
         d = os.path.join(root, name)
         with open(os.path.join(d, "reference.json")) as f:
             ref_json = json.load(f)

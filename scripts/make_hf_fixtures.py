@@ -166,6 +166,9 @@ def make_one(spec, out_root):
     inv_after_fwd = rope_inv_freq(model)
     logits = fwd.logits.float()
     hidden = [h.float() for h in fwd.hidden_states]
+    with torch.no_grad():
+        # 0 where logits = lm_head(last hidden state); cohere/granite/gemma2 scale or soft-cap after.
+        head_diff = float((model.get_output_embeddings()(fwd.hidden_states[-1]) - fwd.logits).abs().max())
 
     # Loss and gradients (eval mode: dropout is 0 in every config anyway).
     model.zero_grad(set_to_none=True)
@@ -279,6 +282,10 @@ def make_one(spec, out_root):
                     "use_cache=False) in eval mode, torch.no_grad(), before any generate call",
             "logits": {"tensor": "logits", "shape": list(logits.shape)},
             "hidden_states": [f"hidden_states.{i}" for i in range(len(hidden))],
+            "hidden_states_meaning": "HF output_hidden_states: [0] embedding output fed to layer 0 "
+                                     "(after any scaling / position embeddings), [i] output of layer "
+                                     "i-1, the LAST entry is after the final norm",
+            "lm_head(hidden_states[-1]) vs logits max abs diff": head_diff,
             "logits_sum": float(logits.double().sum()),
             "logits_abs_max": float(logits.abs().max()),
             "logits_std": float(logits.std()),
