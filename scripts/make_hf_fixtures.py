@@ -158,6 +158,15 @@ def make_one(spec, out_root):
     # Rebuild (identical weights: same seed) so the reference forward runs on a model that no
     # generate call has touched: dynamic and longrope RoPE rewrite inv_freq from the length.
     cfg, model, perturbed = build(spec, seed)
+    # Saved now, before generation clears the special token ids on the config.
+    d = os.path.join(out_root, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    model.save_pretrained(d, safe_serialization=True)
+    gc_path = os.path.join(d, "generation_config.json")
+    if os.path.exists(gc_path):
+        os.remove(gc_path)  # not needed; hf-tiny has none either
 
     # Forward first; generation (recorded below) comes after.
     inv = rope_inv_freq(model)
@@ -199,17 +208,8 @@ def make_one(spec, out_root):
     # Prefill row of the cached generation vs the batched forward of the same prompt.
     prefill_diff = float((g["step_logits"][0] - logits[0, -1]).abs().max())
 
-    d = os.path.join(out_root, name)
-    if os.path.isdir(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
     grad_tensors = {f"grad.{n}": params[n].grad.detach().float().clone().contiguous() for n in grads}
     model.zero_grad(set_to_none=True)
-    model.save_pretrained(d, safe_serialization=True)
-    gc_path = os.path.join(d, "generation_config.json")
-    if os.path.exists(gc_path):
-        os.remove(gc_path)  # not needed; hf-tiny has none either
-
     tensors = {"input_ids": ids.contiguous(), "logits": logits.contiguous(),
                "loss": loss.detach().reshape(1).float().contiguous(),
                "generation.sequence": g["sequence"].contiguous(),
