@@ -326,6 +326,39 @@ def make_one(spec, out_root):
     return ref
 
 
+TABLE_BEGIN = "<!-- fixture table: written by scripts/make_hf_fixtures.py -->"
+TABLE_END = "<!-- end of fixture table -->"
+
+
+def write_readme_table(out_root, failures):
+    """Replaces the table between the markers in README.md (the prose around it is hand-written)."""
+    path = os.path.join(out_root, "README.md")
+    if not os.path.exists(path):
+        return
+    rows = ["| dir | model_type | HF class | tied | features exercised | min greedy margin | bytes |",
+            "|---|---|---|---|---|---|---|"]
+    total = 0
+    for name in sorted(n for n in os.listdir(out_root) if os.path.isdir(os.path.join(out_root, n))):
+        d = os.path.join(out_root, name)
+        with open(os.path.join(d, "reference.json")) as f:
+            r = json.load(f)
+        size = sum(os.path.getsize(os.path.join(d, fn)) for fn in os.listdir(d))
+        total += size
+        rows.append(f"| {name} | {r['model_type']} | {r['model_class']} | "
+                    f"{'yes' if r['tie_word_embeddings'] else 'no'} | {r['features']} | "
+                    f"{r['generation']['min_margin_incl_nocache_loop']:.4f} | {size} |")
+    rows.append(f"| **total** | | | | {len(rows) - 2} fixtures | | {total} |")
+    if failures:
+        rows.append("")
+        rows.append("Failed to build (from failures.json):")
+        rows += [f"* `{k}`: {v}" for k, v in sorted(failures.items())]
+    with open(path) as f:
+        text = f.read()
+    a, b = text.index(TABLE_BEGIN) + len(TABLE_BEGIN), text.index(TABLE_END)
+    with open(path, "w") as f:
+        f.write(text[:a] + "\n" + "\n".join(rows) + "\n" + text[b:])
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -376,6 +409,7 @@ def main():
                        "torch_version": torch.__version__,
                        "files": dict(sorted(manifest.items()))}, f, indent=1)
             f.write("\n")
+        write_readme_table(out_root, failures)
         with open(os.path.join(out_root, "failures.json"), "w") as f:
             json.dump(failures, f, indent=1, sort_keys=True)
             f.write("\n")
