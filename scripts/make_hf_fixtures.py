@@ -124,9 +124,12 @@ def pick_grads(model, spec):
         n for n in names if ".0." in n and n.endswith("weight") and
         any(k in n for k in ("q_proj", "qkv", "c_attn", "query_key_value", "q_a_proj", "Wqkv")))
     picks.append(attn)
-    norm = spec.get("grad_norm") or next(
-        (n for n in names if ".layers." not in n and ".h." not in n and n.endswith("weight") and
-         any(k in n for k in ("norm", "ln_f", "final_layer"))), None)
+    # The final norm: outside the layer stack, preferring ln_f / final_* over e.g. bloom's
+    # word_embeddings_layernorm.
+    top = [n for n in names if ".layers." not in n and ".h." not in n and n.endswith("weight") and
+           any(k in n for k in ("norm", "ln_f", "final_layer"))]
+    top.sort(key=lambda n: (not ("ln_f" in n or "final" in n or n.endswith(".norm.weight")), n))
+    norm = spec.get("grad_norm") or (top[0] if top else None)
     if norm is None:  # OLMo's final LayerNorm has no parameters: take any 1-D weight
         norm = next((n for n in names if "norm" in n and n.endswith("weight")), None)
     if norm is not None:
