@@ -1,6 +1,6 @@
 // LoRA under `forma launch` (real processes, Gloo on loopback): data parallelism and ZeRO-1 follow
 // the one-process curve with adapters on a frozen base, through a resume, and a one-process run
-// resumes a ZeRO-1 LoRA checkpoint on the same curve.
+// resumes a ZeRO-1 LoRA checkpoint on the same curve (tensor parallelism: lora_tensor_parallel_test.cpp).
 #include <gtest/gtest.h>
 
 #include "parallel/parallel_training.h"
@@ -48,14 +48,6 @@ TEST(LoraParallelTrain, Dp2AndZero1FollowOneProcessThroughResume) {
     EXPECT_EQ(got[i].step, want[i + 10].step);
     EXPECT_LE(relative_difference(got[i].loss, want[i + 10].loss), 1e-4) << "step " << got[i].step;
   }
-}
-
-TEST(LoraParallelTrain, TensorParallelIsRefusedByName) {
-  auto dir = scratch_dir();
-  auto data = write_pattern_dataset(dir);
-  auto r = run_parallel_training(data, dir + "/tp", {"llama", 2, 29745, lora_with(kLora, {"parallel.tensor_parallel=2"}), {}});
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("lora: tensor_parallel > 1 is not supported with LoRA yet"), std::string::npos) << r.output;
 }
 
 }  // namespace

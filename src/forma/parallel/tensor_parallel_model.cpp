@@ -2,6 +2,8 @@
 
 #include "forma/core/error.h"
 #include "forma/parallel/tensor_parallel_layers.h"
+#include "forma/parallel/tp_regions.h"
+#include "forma/peft/lora_linear.h"
 
 // A named namespace, not an anonymous one: unity builds compile several sources as one unit.
 namespace forma::parallel::tensor_parallel_model_detail {
@@ -33,9 +35,27 @@ class Sharder {
     return shard_tensor(full.detach(), spec, plan_.size, plan_.rank);
   }
 
+  // A LoRA layer (peft/lora_linear.h) stays itself: its tensors become this rank's pieces (set_data
+  // keeps the parameters, and so their names) and it computes the parallel layer's math.
+  peft::LoraLinearImpl* lora(const std::string& name) {
+    return dynamic_cast<peft::LoraLinearImpl*>(module(name).get());
+  }
+  void set_piece(torch::Tensor& t, const std::string& name) {
+    torch::NoGradGuard no_grad;
+    t.set_data(piece(t, plan_.shards.at(name)));
+  }
+
   // Output features split as the plan says (dim 0 of the weight and of the bias).
   void column(const std::string& parent, const std::string& child, std::shared_ptr<ColumnInput> input) {
     const std::string name = parent + "." + child;
+    if (auto* adapted = lora(name)) {
+      planned(name + ".weight", 0);
+      set_piece(adapted->weight, name + ".weight");
+      if (adapted->bias.defined()) set_piece(adapted->bias, name + ".bias");
+      set_piece(adapted->lora_B, name + ".lora_B.weight");  // A stays whole
+      adapted->enter = [input](const torch::Tensor& x) { return input->enter(x); };
+      return;
+    }
     auto& full = linear(parent, child);
     const ShardSpec& spec = planned(name + ".weight", 0);
     torch::Tensor bias;
@@ -46,11 +66,27 @@ class Sharder {
 
   // Input features split as the plan says; the bias stays whole (added after the reduction).
   void row(const std::string& parent, const std::string& child, bool sequence_parallel) {
+    if (auto* adapted = lora(parent + "." + child)) return lora_row(*adapted, parent + "." + child, sequence_parallel);
     auto& full = linear(parent, child);
     const ShardSpec& spec = planned(parent + "." + child + ".weight", 1);
     torch::Tensor bias = full.bias.defined() ? full.bias.detach().clone() : torch::Tensor();
     module(parent)->replace_module(child, std::make_shared<RowParallelLinearImpl>(piece(full.weight, spec), bias,
                                                                                   plan_.group, sequence_parallel));
+  }
+
+  void lora_row(peft::LoraLinearImpl& adapted, const std::string& name, bool sequence_parallel) {
+    const ShardSpec& spec = planned(name + ".weight", 1);
+    set_piece(adapted.weight, name + ".weight");  // the bias stays whole
+    set_piece(adapted.lora_A, name + ".lora_A.weight");  // B stays whole
+    adapted.dropout_features = spec.full_size;
+    adapted.dropout_offset = piece_range(spec, plan_.size, plan_.rank).start;
+    GroupPtr group = plan_.group;
+    constexpr int64_t kSequenceDim = -2;  // of [B, T, C], as in tensor_parallel_layers.cpp
+    if (sequence_parallel) {
+      adapted.leave = [group](const torch::Tensor& x) { return reduce_scatter_to_sequence_region(x, group, kSequenceDim); };
+    } else {
+      adapted.leave = [group](const torch::Tensor& x) { return reduce_from_tp_region(x, group); };
+    }
   }
 
   // The spec tensor_parallel_shard_specs gave `name`, which must split it along `dim`.
@@ -130,6 +166,8 @@ void shard_vocabulary(Sharder& s, TensorParallelPlan& plan, CausalLM& model) {
                                           /*register_weight=*/false));
     return;
   }
+  check(s.lora("lm_head") == nullptr, "tensor parallel: LoRA on lm_head is not supported (the vocabulary-parallel "
+        "head takes no adapter): leave lm_head out of lora.target_modules, or list it in lora.modules_to_save");
   auto& head = s.linear("", "lm_head");
   check(!head.bias.defined(), "tensor parallel: an lm_head with a bias is not supported");
   model->replace_module("lm_head", std::make_shared<ColumnParallelLinearImpl>(
@@ -157,6 +195,17 @@ TensorParallelPlan parallelize_tensor(CausalLM& model, const GroupPtr& tp_group,
   for (const auto& [name, spec] : tensor_parallel_shard_specs(plan.config, plan.size, options.sequence_parallel)) {
     check(plan.shards.count(name) > 0, "tensor parallel: the model has no parameter '{}' to split", name);
     plan.shards[name] = spec;
+  }
+  // LoRA adapters (put on before the split: the same initial values as in one process) follow
+  // their base layer's split.
+  for (const auto& p : model->named_parameters()) {
+    const std::string& name = p.key();
+    const std::string suffix = ".lora_A.weight";
+    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    const std::string layer = name.substr(0, name.size() - suffix.size());
+    const LoraSpecs lora = lora_shard_specs(plan.shards.at(layer + ".weight"), plan.size);
+    plan.shards[name] = lora.a;
+    plan.shards[layer + ".lora_B.weight"] = lora.b;
   }
   detail::Sharder sharder(model, plan);
   for (int64_t i = 0; i < plan.config.num_hidden_layers; ++i) {

@@ -76,6 +76,8 @@ torch::Tensor gather_shards(const torch::Tensor& local, const ShardSpec& spec, c
 // Full parameters (or their gradients; undefined ones as zeros) under forma's names, on every rank
 // (a collective: all tp ranks call it).
 StateDict gather_full_parameters(CausalLM& model, const TensorParallelPlan& plan, bool gradients = false);
+// The same for the trainable parameters only (a LoRA run's adapters and modules_to_save).
+StateDict gather_trainable_parameters(CausalLM& model, const TensorParallelPlan& plan);
 // The same under HF names and layouts (gpt2: c_attn fused): what save_pretrained writes.
 StateDict gather_hf_state_dict(CausalLM& model, const TensorParallelPlan& plan);
 // Copies this rank's slices of full forma-named tensors (a whole-model checkpoint) into the shards.

@@ -89,6 +89,13 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
   return specs;
 }
 
+LoraSpecs lora_shard_specs(const ShardSpec& base, int tp) {
+  const ShardSpec whole_partial{-1, 0, tp, tp > 1};
+  if (base.dim == 0) return LoraSpecs{whole_partial, base};
+  if (base.dim == 1) return LoraSpecs{base, whole_partial};
+  return LoraSpecs{base, base};
+}
+
 PieceRange piece_range(const ShardSpec& spec, int tp, int rank) {
   if (spec.dim < 0) return PieceRange{0, spec.full_size, 0};
   const int64_t pieces = tp / spec.copies;

@@ -36,6 +36,16 @@ ShardSpec whole_shard_spec(int tp, bool sequence_parallel);
 std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& config, int tp,
                                                              bool sequence_parallel);
 
+// A LoRA adapter's specs {A [r, in], B [out, r]} on a linear layer whose weight [out, in] is laid
+// out as `base` (peft/lora_linear.h). Column-parallel (base split along 0): B's rows follow the
+// base's, A is whole with a partial gradient (each rank's B rows contribute to it). Row-parallel
+// (split along 1): A's columns follow the base's, B is whole with a partial gradient (each rank's
+// input features contribute to it). A whole base: both as the base.
+struct LoraSpecs {
+  ShardSpec a, b;
+};
+LoraSpecs lora_shard_specs(const ShardSpec& base, int tp);
+
 // What rank `rank` of `tp` holds of a split tensor along spec.dim: the full tensor's
 // [start, start + length), followed by `padding` zero rows that are no part of it (only the last
 // pieces of a vocabulary that tp does not divide). tp / copies distinct pieces, rank r holding

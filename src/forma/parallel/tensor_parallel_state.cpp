@@ -56,6 +56,15 @@ StateDict gather_full_parameters(CausalLM& model, const TensorParallelPlan& plan
   return full;
 }
 
+StateDict gather_trainable_parameters(CausalLM& model, const TensorParallelPlan& plan) {
+  torch::NoGradGuard no_grad;
+  StateDict full;
+  for (const auto& p : model->named_parameters()) {  // the same order and flags on every rank
+    if (p.value().requires_grad()) full[p.key()] = gather_shards(p.value().detach(), plan.shards.at(p.key()), plan.group);
+  }
+  return full;
+}
+
 StateDict gather_hf_state_dict(CausalLM& model, const TensorParallelPlan& plan) {
   return architecture_for(plan.config).to_hf(gather_full_parameters(model, plan), plan.config);
 }

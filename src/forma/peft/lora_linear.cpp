@@ -25,14 +25,30 @@ LoraLinearImpl::LoraLinearImpl(torch::Tensor base_weight, torch::Tensor base_bia
   lora_B = b->weight;
 }
 
-torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = kernels::linear(x, weight, bias);
-  torch::Tensor h = (dropout > 0 && is_training()) ? torch::dropout(x, dropout, /*train=*/true) : x;
+torch::Tensor LoraLinearImpl::dropped(const torch::Tensor& x) {
+  if (!(dropout > 0 && is_training())) return x;
+  if (dropout_features == 0) return torch::dropout(x, dropout, /*train=*/true);
+  // torch::dropout's own math on the CPU (a bernoulli mask over the input's shape, scaled), drawn
+  // for every feature of the layer; this rank keeps its slice.
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = dropout_features;
+  torch::Tensor keep = torch::empty(shape, x.options()).bernoulli_(1 - dropout).div_(1 - dropout);
+  return x * keep.narrow(-1, dropout_offset, x.size(-1));
+}
+
+torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x_in) {
+  const torch::Tensor x = enter ? enter(x_in) : x_in;
+  // Row-parallel (`leave` set): the bias is added once, after the partial products are summed.
+  torch::Tensor y = kernels::linear(x, weight, leave ? torch::Tensor() : bias);
+  torch::Tensor h = dropped(x);
   // In the adapter's fp32, as PEFT casts x to lora_A's dtype (autocast may run these in bf16), and
   // added in the base output's dtype.
   torch::Tensor delta = torch::nn::functional::linear(torch::nn::functional::linear(h.to(lora_A.scalar_type()), lora_A),
                                                       lora_B);
-  return y + (delta * scaling).to(y.scalar_type());
+  y = y + (delta * scaling).to(y.scalar_type());
+  if (!leave) return y;
+  y = leave(y);
+  return bias.defined() ? y + bias : y;
 }
 
 torch::Tensor LoraLinearImpl::merged_weight() const {

@@ -5,6 +5,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "forma/model/module_call.h"
 
 namespace forma::peft {
@@ -26,6 +28,20 @@ class LoraLinearImpl : public UnaryModule {
   torch::Tensor lora_A, lora_B;  // the weights of the children lora_A / lora_B
   int64_t r;
   double scaling, dropout;
+
+  // Tensor parallelism (parallel/tensor_parallel_model.cpp sets these on the layers it splits, the
+  // tensors above then being this rank's pieces; unset, the layer is the one-process layer):
+  // `enter` makes the input a column-parallel layer's region input (identity forward, all-reduced
+  // gradient; or the sequence all-gather), `leave` sums a row-parallel layer's partial products
+  // x_i W_i^T + s B A_i x_i over the group (all-reduce or reduce-scatter), the bias added after it.
+  std::function<torch::Tensor(const torch::Tensor&)> enter, leave;
+  // A row-parallel layer holds features [dropout_offset, + in) of dropout_features: its dropout mask
+  // is that slice of a mask drawn for all of them, so the ranks' masks join into one (and every
+  // rank's generator, seeded alike, draws the same full mask).
+  int64_t dropout_features = 0, dropout_offset = 0;
+
+ private:
+  torch::Tensor dropped(const torch::Tensor& x);
 };
 TORCH_MODULE(LoraLinear);
 

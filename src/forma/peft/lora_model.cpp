@@ -160,23 +160,32 @@ ParameterCounts parameter_counts(CausalLM& model) {
 }
 
 std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraConfig* config_out,
-                                                        const LoraConfig& config) {
+                                                        const LoraConfig& config, const StateDict* full) {
   *config_out = config;
+  // A parameter's tensor: the model's own, or the full one given for it.
+  auto tensor = [full](const std::string& name, const torch::Tensor& own) {
+    if (full == nullptr) return own.detach();
+    auto it = full->find(name);
+    check(it != full->end(), "adapter: no full tensor for '{}'", name);
+    return it->second;
+  };
   std::map<std::string, torch::Tensor> out;
   // Fused HF modules (gpt2's c_attn): parts gathered first, written as one block adapter.
   std::map<std::string, std::vector<std::pair<int, LoraLinearImpl*>>> fused;
   std::map<std::string, int> fused_parts;
   auto modules = model->named_modules("", false);
+  std::map<const LoraLinearImpl*, std::pair<torch::Tensor, torch::Tensor>> ab;  // full A, B
   for (const auto& m : linear_modules(model)) {
     auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
     if (lora == nullptr) continue;
+    ab[lora] = {tensor(m.name + ".lora_A.weight", lora->lora_A), tensor(m.name + ".lora_B.weight", lora->lora_B)};
     if (m.parts > 1) {
       fused[m.hf_name].push_back({m.part, lora});
       fused_parts[m.hf_name] = m.parts;
       continue;
     }
-    out[kPrefix + m.hf_name + ".lora_A.weight"] = lora->lora_A.detach();
-    out[kPrefix + m.hf_name + ".lora_B.weight"] = lora->lora_B.detach();
+    out[kPrefix + m.hf_name + ".lora_A.weight"] = ab[lora].first;
+    out[kPrefix + m.hf_name + ".lora_B.weight"] = ab[lora].second;
   }
   for (auto& [hf, parts] : fused) {
     check(static_cast<int>(parts.size()) == fused_parts[hf], "{}: only some of the layers fused into it have adapters; "
@@ -185,15 +194,15 @@ std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraCon
     // A = [A_0; A_1; A_2] [sum r, in]; B block-diagonal [sum out, sum r], each block rescaled from its
     // own scaling to the written one (alpha_f / r_f, or / sqrt(r_f)): the same delta exactly.
     int64_t rank = 0, out_rows = 0;
-    for (auto& [p, l] : parts) rank += l->r, out_rows += l->lora_B.size(0);
+    for (auto& [p, l] : parts) rank += l->r, out_rows += ab[l].second.size(0);
     const double scaling = parts[0].second->scaling;
-    auto a = torch::cat({parts[0].second->lora_A.detach(), parts[1].second->lora_A.detach(),
-                         parts[2].second->lora_A.detach()}, 0);
+    auto a = torch::cat({ab[parts[0].second].first, ab[parts[1].second].first, ab[parts[2].second].first}, 0);
     auto b = torch::zeros({out_rows, rank}, a.options());
     int64_t row = 0, col = 0;
     for (auto& [p, l] : parts) {
-      b.slice(0, row, row + l->lora_B.size(0)).slice(1, col, col + l->r).copy_(l->lora_B.detach() * (l->scaling / scaling));
-      row += l->lora_B.size(0), col += l->r;
+      const torch::Tensor& lb = ab[l].second;
+      b.slice(0, row, row + lb.size(0)).slice(1, col, col + l->r).copy_(lb * (l->scaling / scaling));
+      row += lb.size(0), col += l->r;
     }
     out[kPrefix + hf + ".lora_A.weight"] = a;
     out[kPrefix + hf + ".lora_B.weight"] = b;
@@ -204,17 +213,17 @@ std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraCon
   }
   StateDict saved;
   auto params = model->named_parameters();
-  for (const auto& name : modules_to_save_params(model, config)) saved[name] = params[name].detach();
+  for (const auto& name : modules_to_save_params(model, config)) saved[name] = tensor(name, params[name]);
   for (const auto& [hf, t] : architecture_for(model->config()).to_hf(saved, model->config())) out[kPrefix + hf] = t;
   return out;
 }
 
-void save_adapter(CausalLM& model, const LoraConfig& config, const std::string& dir) {
+void save_adapter(CausalLM& model, const LoraConfig& config, const std::string& dir, const StateDict* full) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   check(!ec, "cannot create {}: {}", dir, ec.message());
   LoraConfig written;
-  auto tensors = adapter_state_dict(model, &written, config);
+  auto tensors = adapter_state_dict(model, &written, config, full);
   save_tensors((fs::path(dir) / kWeightsFile).string(), tensors, {{"format", "pt"}});
   write_file_atomic((fs::path(dir) / "adapter_config.json").string(), adapter_config_json(written).dump(2) + "\n");
 }

@@ -43,11 +43,13 @@ struct ParameterCounts {
 };
 ParameterCounts parameter_counts(CausalLM& model);
 
-// The adapter (and modules_to_save) tensors under PEFT's names, detached.
+// The adapter (and modules_to_save) tensors under PEFT's names, detached. `full` (under tensor
+// parallelism, where the model holds pieces): the full trainable tensors by forma parameter name
+// (parallel::gather_trainable_parameters), written instead of the model's own.
 std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraConfig* config_out,
-                                                        const LoraConfig& config);
+                                                        const LoraConfig& config, const StateDict* full = nullptr);
 // Writes adapter_config.json and adapter_model.safetensors into `dir` (created), each atomically.
-void save_adapter(CausalLM& model, const LoraConfig& config, const std::string& dir);
+void save_adapter(CausalLM& model, const LoraConfig& config, const std::string& dir, const StateDict* full = nullptr);
 // Reads a PEFT adapter folder into `model` (which has no adapters yet): applies its config, then
 // copies every tensor, refusing missing, unexpected or wrongly shaped ones (naming the file).
 LoraConfig load_adapter(CausalLM& model, const std::string& dir);

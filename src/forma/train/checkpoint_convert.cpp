@@ -81,11 +81,21 @@ void reshard_checkpoint(const std::string& dir, const std::string& to, const Che
         "reshard: data_parallel={} x tensor_parallel={} does not make world_size {}", layout.data_parallel, tp,
         layout.world_size);
   const auto specs = parallel::tensor_parallel_shard_specs(config, tp, layout.sequence_parallel);
+  auto base_spec = [&](const std::string& param) {
+    auto it = specs.find(param);
+    return it == specs.end() ? parallel::whole_shard_spec(tp, layout.sequence_parallel) : it->second;
+  };
   auto spec_of = [&](const std::string& name) {
     const TensorOwner owner = checkpoint_tensor_owner(name);
-    auto it = specs.find(owner.param);
-    if (!owner.sliced_like_param || it == specs.end()) return parallel::whole_shard_spec(tp, layout.sequence_parallel);
-    return it->second;
+    if (!owner.sliced_like_param) return parallel::whole_shard_spec(tp, layout.sequence_parallel);
+    // A LoRA adapter's A and B follow their base layer's split (parallel::lora_shard_specs).
+    for (const std::string part : {".lora_A.weight", ".lora_B.weight"}) {
+      const std::string& p = owner.param;
+      if (p.size() <= part.size() || p.compare(p.size() - part.size(), part.size(), part) != 0) continue;
+      const auto lora = parallel::lora_shard_specs(base_spec(p.substr(0, p.size() - part.size()) + ".weight"), tp);
+      return part == ".lora_A.weight" ? lora.a : lora.b;
+    }
+    return base_spec(owner.param);
   };
   write_folder_atomic(to, [&](const std::string& tmp) {
     // The ranks of data-parallel rank 0 write, one per tp rank: world ranks 0..tp-1 (tp innermost).

@@ -151,8 +151,6 @@ void Trainer::build_model() {
 }
 
 void Trainer::apply_lora() {
-  check(!mesh_ || mesh_->size(parallel::Dim::tp) == 1,
-        "{}: lora: tensor_parallel > 1 is not supported with LoRA yet (use data parallelism)", recipe_.source);
   // Recomputation in backward would draw other dropout masks than the forward did (recompute.cpp
   // does not replay the generator), so the gradients would not be the loss's.
   check(recipe_.lora.dropout == 0 || !recipe_.training.activation_checkpointing,
@@ -201,7 +199,12 @@ void Trainer::open_sft_data() {
   }
   check(d.weights.empty(), "{}: data.weights: SFT datasets are not blended by weight; every sample is used once "
         "per epoch", recipe_.source);
-  check(!tp_, "{}: parallel.tensor_parallel: SFT data trains data-parallel only for now", recipe_.source);
+  // Packed rows take their positions [B, T] whole; sequence parallel's sliced learned-position
+  // table (gpt2) reads one position per token of a [T] sequence only. Rotary positions are applied
+  // after the sequence is gathered, so they work.
+  check(!tp_ || !tp_->sequence_parallel || !model_->named_parameters().contains("model.embed_positions.weight"),
+        "{}: parallel.sequence_parallel: SFT data with learned position embeddings ({}) is not supported; train it "
+        "without sequence_parallel", recipe_.source, model_->config().model_type);
   SftDataSpec spec{d.prefixes, t.seq_len, d.packing, d.valid_fraction, d.seed, model_->config().vocab_size};
   train_data_ = sft_samples(spec, data::Split::train);
   if (d.valid_fraction > 0 && recipe_.logging.eval_interval > 0) valid_data_ = sft_samples(spec, data::Split::valid);
@@ -345,7 +348,12 @@ void Trainer::save() {
   std::string dir;
   try {
     std::function<void(const std::string&)> write_adapter;
-    if (recipe_.lora.enabled) write_adapter = [this](const std::string& d) { peft::save_adapter(model_, recipe_.lora, d); };
+    // Under tp the adapter is written whole: gathered here, on every rank (a collective).
+    StateDict full;
+    if (recipe_.lora.enabled && tp_) full = parallel::gather_trainable_parameters(model_, *tp_);
+    if (recipe_.lora.enabled) write_adapter = [this, &full](const std::string& d) {
+      peft::save_adapter(model_, recipe_.lora, d, tp_ ? &full : nullptr);
+    };
     dir = save_checkpoint(checkpoints_dir(), recipe_.checkpoint.keep_last, model_, optimizer_state, state_,
                           recipe_.tokenizer.path, role, write_adapter);
   } catch (const std::exception& e) {
