@@ -41,7 +41,8 @@ void expect_same_adapter(const std::string& got_path, const std::string& want_pa
     ASSERT_TRUE(got.count(name)) << name;
     const auto& g = got.at(name);
     ASSERT_EQ(g.sizes(), w.sizes()) << name;
-    EXPECT_LE((g - w).abs().max().item<double>(), tolerance) << name;
+    EXPECT_LE((g - w).abs().max().item<double>(), tolerance)
+        << got_path << " " << name << " (largest |value| " << w.abs().max().item<double>() << ")";
   }
 }
 
@@ -81,7 +82,7 @@ TEST(LoraTensorParallelTrain, FollowsOneProcessAndWritesTheSameAdapter) {
     EXPECT_NE(r.output.find("tensor_parallel=2"), std::string::npos) << r.output;
     expect_same_curve(logged_steps(out + "/metrics.jsonl"), want, "LoRA " + layouts[i].name);
     // The adapter of the last step, gathered whole, in PEFT's format.
-    expect_same_adapter(adapter_file(out, 20), adapter_file(dir + "/single", 20), 1e-6);
+    expect_same_adapter(adapter_file(out, 20), adapter_file(dir + "/single", 20), 1e-5);
   }
 }
 
@@ -104,7 +105,7 @@ TEST(LoraTensorParallelTrain, ResumesAcrossLayouts) {
   // One process stops after step 10; tp=2 continues its checkpoint.
   auto one_first = run_parallel_training(data, dir + "/one", {"llama", 1, 0, kLora, {"--stop-after", "10"}});
   ASSERT_EQ(one_first.exit_code, 0) << one_first.output;
-  expect_same_adapter(adapter_file(dir + "/tp", 10), adapter_file(dir + "/one", 10), 1e-6);
+  expect_same_adapter(adapter_file(dir + "/tp", 10), adapter_file(dir + "/one", 10), 1e-5);
   auto to_tp = run_parallel_training(data, dir + "/one-to-tp",
                                      {"llama", 2, 29806, with(kLora, {kTp2}),
                                       {"--resume", dir + "/one/checkpoints/step-0000010"}});

@@ -1,5 +1,7 @@
 #include "forma/parallel/tensor_parallel_model.h"
 
+#include <set>
+
 #include "forma/core/error.h"
 #include "forma/parallel/tensor_parallel_layers.h"
 #include "forma/parallel/tp_regions.h"
@@ -207,6 +209,12 @@ TensorParallelPlan parallelize_tensor(CausalLM& model, const GroupPtr& tp_group,
     plan.shards[name] = lora.a;
     plan.shards[layer + ".lora_B.weight"] = lora.b;
   }
+  // The parallel layers register their pieces as new parameters (trainable): a frozen parameter (a
+  // LoRA run's base) stays frozen.
+  std::set<std::string> frozen;
+  for (const auto& p : model->named_parameters()) {
+    if (!p.value().requires_grad()) frozen.insert(p.key());
+  }
   detail::Sharder sharder(model, plan);
   for (int64_t i = 0; i < plan.config.num_hidden_layers; ++i) {
     const std::string layer = "model.layers." + std::to_string(i);
@@ -219,6 +227,7 @@ TensorParallelPlan parallelize_tensor(CausalLM& model, const GroupPtr& tp_group,
         params.size(), plan.shards.size());
   for (const auto& p : params) {
     check(plan.shards.count(p.key()) > 0, "tensor parallel: parameter '{}' has no plan", p.key());
+    if (frozen.count(p.key())) p.value().set_requires_grad(false);
   }
   return plan;
 }

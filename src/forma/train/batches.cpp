@@ -55,4 +55,18 @@ Batch SampleSource::batch(int64_t first, int64_t batch_size, int64_t seq_len) co
   return out;
 }
 
+Batch pad_batch_width(Batch batch, int64_t multiple) {
+  const int64_t width = batch.inputs.size(1);
+  const int64_t extra = (multiple - width % multiple) % multiple;
+  if (extra == 0) return batch;
+  auto widen = [extra](const torch::Tensor& t, int64_t value) {
+    return t.defined() ? torch::constant_pad_nd(t, {0, extra}, value) : t;
+  };
+  batch.inputs = widen(batch.inputs, 0);
+  batch.targets = widen(batch.targets, -100);
+  batch.position_ids = widen(batch.position_ids, 0);
+  batch.segment_ids = widen(batch.segment_ids, -1);
+  return batch;
+}
+
 }  // namespace forma::train

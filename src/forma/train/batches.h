@@ -40,4 +40,10 @@ struct Batch {
 // Samples first .. first + batch_size - 1 of `source` (source.batch()).
 Batch make_batch(const SampleSource& source, int64_t first, int64_t batch_size, int64_t seq_len);
 
+// The batch widened on the right to a multiple of `multiple` tokens (sequence parallelism splits
+// the sequence evenly; SFT rows are as wide as the batch's longest): inputs 0, targets -100,
+// positions 0 and segment -1 (a sample of its own). Causal attention keeps every real token's
+// output the same, and nothing is trained on the padding. Unchanged when already a multiple.
+Batch pad_batch_width(Batch batch, int64_t multiple);
+
 }  // namespace forma::train

@@ -243,6 +243,7 @@ StepResult Trainer::step() {
   for (int64_t micro = dp_.rank() * per_rank; micro < (dp_.rank() + 1) * per_rank; ++micro) {
     batches.push_back(make_batch(*train_data_, state_.data_cursor + micro * t.micro_batch_size, t.micro_batch_size,
                                  t.seq_len));
+    if (tp_ && tp_->sequence_parallel) batches.back() = pad_batch_width(batches.back(), tp_->size);
   }
   // Masked (SFT) data: every trained token of the step weighs the same, however they fall into
   // micro-batches and ranks (HF's num_items_in_batch): the loss is the sum of token losses over the
@@ -311,6 +312,7 @@ double Trainer::evaluate() {
   for (int64_t i = dp_.rank(); i < recipe_.logging.eval_steps; i += dp_.size()) {
     // The same leading validation samples every time, so val_loss values are comparable.
     auto batch = make_batch(*valid_data_, i * t.micro_batch_size, t.micro_batch_size, t.seq_len);
+    if (tp_ && tp_->sequence_parallel) batch = pad_batch_width(batch, tp_->size);
     AutocastScope autocast(autocast_);
     const double loss = language_model_loss(batch_logits(batch), batch.targets.to(device_)).item<double>();
     const double count = masked ? static_cast<double>(batch.targets.ne(-100).sum().item<int64_t>()) : 1.0;
