@@ -7,6 +7,7 @@
 
 #include "forma/data/sft_dataset.h"
 #include "forma/model/tensor_io.h"
+#include "forma/train/dist_checkpoint_reader.h"
 #include "parallel/parallel_training.h"
 
 namespace forma::test {
@@ -111,6 +112,30 @@ TEST(LoraTensorParallelTrain, ResumesAcrossLayouts) {
                                       {"--resume", dir + "/one/checkpoints/step-0000010"}});
   ASSERT_EQ(to_tp.exit_code, 0) << to_tp.output;
   expect_resumed_on_curve(dir + "/one-to-tp/metrics.jsonl", want, "one process -> tp=2");
+
+  // Offline: `forma ckpt reshard` lays the one-process checkpoint out as the tp=2 trainer writes its
+  // own (the adapters' pieces following their base layers), and tp=2 resumes it on the curve.
+  auto reshard = run_forma("ckpt reshard '" + dir + "/one/checkpoints/step-0000010' --to '" + dir +
+                           "/resharded' --set parallel.tensor_parallel=2");
+  ASSERT_EQ(reshard.exit_code, 0) << reshard.output;
+  train::DistCheckpointReader resharded(dir + "/resharded", true), written(dir + "/tp/checkpoints/step-0000010", true);
+  int adapters = 0;
+  for (const auto& [name, entry] : written.metadata().tensors) {
+    if (name.find(".lora_") == std::string::npos) continue;
+    ++adapters;
+    const auto& other = resharded.metadata().tensors.at(name).pieces;
+    ASSERT_EQ(other.size(), entry.pieces.size()) << name;
+    for (size_t i = 0; i < other.size(); ++i) {
+      EXPECT_EQ(other[i].file, entry.pieces[i].file) << name;
+      EXPECT_EQ(other[i].offsets, entry.pieces[i].offsets) << name;
+      EXPECT_EQ(other[i].lengths, entry.pieces[i].lengths) << name;
+    }
+  }
+  EXPECT_EQ(adapters, 14 * 2 * 4);  // 14 layers: A and B, each with exp_avg, exp_avg_sq and step
+  auto from_resharded = run_parallel_training(data, dir + "/resharded-tp",
+                                              {"llama", 2, 29810, with(kLora, {kTp2}), {"--resume", dir + "/resharded"}});
+  ASSERT_EQ(from_resharded.exit_code, 0) << from_resharded.output;
+  expect_resumed_on_curve(dir + "/resharded-tp/metrics.jsonl", want, "resharded one process -> tp=2");
 }
 
 TEST(LoraTensorParallelTrain, AnAdapterOnTheVocabularyParallelHeadIsRefusedByName) {
