@@ -138,6 +138,22 @@ TEST(LoraTensorParallelTrain, ResumesAcrossLayouts) {
   expect_resumed_on_curve(dir + "/resharded-tp/metrics.jsonl", want, "resharded one process -> tp=2");
 }
 
+// On the CPU torch::dropout draws a bernoulli mask of the input's shape from the default generator.
+// Every tp rank draws what one process draws in the same order: a column-parallel layer's input is
+// whole (or gathered), and a row-parallel layer draws the mask of all its input features and keeps
+// its slice. So LoRA dropout under tp follows the one-process curve too.
+TEST(LoraTensorParallelTrain, DropoutDrawsTheOneProcessMasks) {
+  auto dir = scratch_dir();
+  auto data = write_pattern_dataset(dir);
+  auto sets = with(kLora, {"lora.dropout=0.2"});
+  auto single = run_parallel_training(data, dir + "/single", {"llama", 1, 0, sets, {}});
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  auto tp = run_parallel_training(data, dir + "/tp", {"llama", 2, 29811, with(sets, {kTp2, "parallel.sequence_parallel=true"}), {}});
+  ASSERT_EQ(tp.exit_code, 0) << tp.output;
+  expect_same_curve(logged_steps(dir + "/tp/metrics.jsonl"), logged_steps(dir + "/single/metrics.jsonl"),
+                    "LoRA dropout tp=2 sequence_parallel");
+}
+
 TEST(LoraTensorParallelTrain, AnAdapterOnTheVocabularyParallelHeadIsRefusedByName) {
   auto dir = scratch_dir();
   auto data = write_pattern_dataset(dir);
