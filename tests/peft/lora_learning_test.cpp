@@ -120,7 +120,7 @@ TEST(LoraLearning, ReverseWordsHeldOutExactMatchFromNearZeroToAtLeast90Percent) 
 training:
   micro_batch_size: 16
   seq_len: 64
-  max_steps: 400
+  max_steps: 600
   seed: 1
   threads: 1          # one thread: steps are tiny, and on a shared machine two threads wait on each other
 optimizer:
@@ -142,7 +142,7 @@ lora:
   auto trained = run_forma(std::vector<std::string>{"train", "--config", dir + "/recipe.yaml"});
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_NE(trained.output.find("LoRA: 14 layers adapted (r=16, alpha=32)"), std::string::npos) << trained.output;
-  const std::string ckpt = dir + "/out/checkpoints/step-0000400";
+  const std::string ckpt = dir + "/out/checkpoints/step-0000600";
 
   // The checkpoint's model.safetensors is the frozen base: without --adapter it is the untrained model.
   std::string before_sample, after_sample;
