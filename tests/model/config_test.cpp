@@ -114,6 +114,8 @@ TEST(ModelConfig, HugeNumbersAreErrorsNotOverflows) {
   expect_error({{"model_type", "llama"}, {"hidden_size", 1e300}}, "field 'hidden_size' must be an integer");
   expect_error({{"model_type", "llama"}, {"hidden_size", -0x1p64}}, "field 'hidden_size' must be an integer");
   expect_error({{"model_type", "gpt2"}, {"n_embd", int64_t{1} << 62}}, "field 'n_embd' (4611686018427387904) is too large");
+  // 2^63 parses as an unsigned JSON integer; read as int64 it wrapped to INT64_MIN (fuzz_model_config).
+  expect_error({{"model_type", "gpt2"}, {"n_embd", uint64_t{1} << 63}}, "field 'n_embd' (9223372036854775808) is too large");
   EXPECT_EQ(parse_model_config({{"model_type", "llama"}, {"hidden_size", 64.0}}, "cfg.json").hidden_size, 64);
 }
 

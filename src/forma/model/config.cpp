@@ -75,6 +75,9 @@ class FieldReader {
       if (x >= -0x1p63 && x < 0x1p63 && x == std::trunc(x)) return static_cast<int64_t>(x);
     }
     check(v.is_number_integer(), "{}: field '{}' must be an integer, got {}", source_, key, v.dump());
+    // JSON's unsigned integers above int64's range would wrap to negative values.
+    check(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()},
+          "{}: field '{}' ({}) is too large", source_, key, v.dump());
     return v.get<int64_t>();
   }
   std::optional<int64_t> optional_integer(const char* key, std::optional<int64_t> fallback) {
