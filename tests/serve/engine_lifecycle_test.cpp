@@ -155,6 +155,37 @@ TEST(EngineRun, ServesFromAnotherThreadAndShutdownCancelsWhatIsLeft) {
   EXPECT_THROW(engine.submit(request_of({1}, greedy(1)), {}), Error);
 }
 
+// A request taken off the incoming list mid-step still counts as waiting: a submit() made while
+// the step runs (here from a token callback, as an HTTP thread would) finds the queue full.
+TEST(EngineSubmit, ArrivalsTakenByARunningStepStillFillTheQueue) {
+  CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));
+  EngineOptions options;
+  options.max_batch = 1;
+  options.max_queue = 1;
+  options.kv_cache_tokens = 64;
+  Engine engine(model, nullptr, options);
+  bool second_submitted = false;
+  int refused = 0, accepted = 0;
+  RequestCallbacks callbacks;
+  callbacks.on_token = [&](const TokenEvent&) {
+    if (!second_submitted) return;
+    try {
+      engine.submit(request_of({3}, greedy(1)), {});
+      ++accepted;
+    } catch (const QueueFull&) {
+      ++refused;
+    }
+  };
+  engine.submit(request_of({1, 2}, greedy(4)), callbacks);
+  ASSERT_TRUE(engine.step());  // the first request runs (max_batch 1)
+  engine.submit(request_of({2}, greedy(1)), {});  // the one waiting slot
+  second_submitted = true;
+  engine.step();  // takes the second off `incoming`; the first decodes and its callback submits
+  EXPECT_EQ(accepted, 0);
+  EXPECT_GE(refused, 1);
+  EXPECT_EQ(engine.stats().waiting, 1);
+}
+
 TEST(EngineSubmit, BadRequestsAreRefusedNamingThem) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));
   EngineOptions options;

@@ -352,6 +352,10 @@ struct Engine::State {
       std::lock_guard<std::mutex> lock(mutex);
       arrived.swap(incoming);
       cancelled.swap(cancels);
+      // The arrivals leave `incoming` now but reach publish_stats() only at the end of the step:
+      // count them as waiting at once, or submit() sees a queue emptier than it is (a request
+      // beyond max_queue would be accepted while the step runs).
+      snapshot.waiting = static_cast<int64_t>(waiting.size() + arrived.size());
       expired = shutting_down && EngineClock::now() >= deadline;
     }
     bool changed = !arrived.empty();
