@@ -1,7 +1,9 @@
 // The decoder against Hugging Face transformers itself: for each tiny fixture (tests/fixtures/
-// hf-tiny, written by HF v4.47.1) logits, hidden states, rope frequencies, loss, gradients and the
-// gradient norm, greedy decoding with the KV cache, and save/load round trips. What attention
+// hf-tiny, written by HF v4.47.1, and every fixture of tests/fixtures/hf-zoo, written by HF 5.25.0,
+// whose model_type the registry knows) logits, hidden states, rope frequencies, loss, gradients and
+// the gradient norm, greedy decoding with the KV cache, and save/load round trips. What attention
 // computes is checked with both kernels (attention.h): the fused one and the explicit reference.
+// The list comes from the registry and the zoo folder, so a registered architecture cannot skip it.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -13,6 +15,7 @@
 #include "forma/model/rope.h"
 #include "forma/model/tensor_io.h"
 #include "test_paths.h"
+#include "zoo_fixtures.h"
 
 namespace forma {
 namespace {
@@ -24,9 +27,10 @@ struct Fixture {
   nlohmann::json json;
 };
 
-Fixture open_fixture(const std::string& arch, AttentionKernel kernel = AttentionKernel::Fused) {
+// `name`: a folder under tests/fixtures ("hf-tiny/llama", "hf-zoo/qwen3").
+Fixture open_fixture(const std::string& name, AttentionKernel kernel = AttentionKernel::Fused) {
   Fixture f;
-  f.dir = test::fixture("hf-tiny/" + arch);
+  f.dir = test::fixture(name);
   f.model = load_pretrained(f.dir);
   f.model->set_attention_kernel(kernel);
   f.model->eval();
@@ -44,7 +48,7 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 std::map<std::string, torch::Tensor> hf_gradients(CausalLM& model) {
   StateDict grads;
   for (const auto& item : model->named_parameters()) grads[item.key()] = item.value().grad();
-  return architecture_for(model->config()).to_hf(grads, model->config());
+  return to_hf_names(grads, model->config());
 }
 
 double grad_norm(CausalLM& model) {
@@ -144,15 +148,33 @@ TEST_P(HfFixture, SavePretrainedRoundTripsExactlyWithHfNames) {
   EXPECT_EQ(to_hf_json(c1).dump(), to_hf_json(c2).dump());
 }
 
-const auto kFixtures = ::testing::Values("gpt2", "llama", "llama3_rope", "mistral", "qwen2", "mixtral");
+// hf-tiny (transformers 4 configs) and the zoo fixtures of registered architectures (transformers 5),
+// less those that use a feature forma refuses (zoo_test.cpp checks the refusal).
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> names = {"hf-tiny/gpt2", "hf-tiny/llama", "hf-tiny/llama3_rope", "hf-tiny/mistral",
+                                    "hf-tiny/qwen2", "hf-tiny/mixtral"};
+  for (const auto& zoo : test::zoo_fixtures()) {
+    if (zoo.supported) names.push_back("hf-zoo/" + zoo.dir);
+  }
+  return names;
+}
 
-INSTANTIATE_TEST_SUITE_P(All, HfFixture, kFixtures);
+std::string test_name(std::string name) {
+  for (char& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
+}
+
+const auto kFixtures = ::testing::ValuesIn(fixture_names());
+
+INSTANTIATE_TEST_SUITE_P(All, HfFixture, kFixtures, [](const auto& info) { return test_name(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(All, HfFixtureKernel,
                          ::testing::Combine(kFixtures, ::testing::Values(AttentionKernel::Fused,
                                                                          AttentionKernel::Explicit)),
                          [](const auto& info) {
-                           return std::get<0>(info.param) +
+                           return test_name(std::get<0>(info.param)) +
                                   (std::get<1>(info.param) == AttentionKernel::Fused ? "_fused" : "_explicit");
                          });
 

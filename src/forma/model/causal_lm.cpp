@@ -184,7 +184,7 @@ void CausalLMImpl::init_weights(uint64_t seed) {
     } else if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight")) {
       p.fill_(1.0);
     } else {
-      bool residual = config_.model_type == "gpt2" &&
+      bool residual = architecture_for(config_).scaled_residual_init &&
                       (ends_with(name, "o_proj.weight") || ends_with(name, "down_proj.weight"));
       torch::Tensor values = torch::empty(p.sizes(), torch::kFloat);
       values.normal_(0.0, residual ? residual_std : std_dev, generator);

@@ -10,6 +10,7 @@
 #include "forma/model/architecture.h"
 #include "forma/model/attention.h"
 #include "forma/model/config.h"
+#include "forma/model/hf_names.h"
 #include "forma/model/kv_cache.h"
 
 namespace forma {

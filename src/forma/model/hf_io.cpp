@@ -96,7 +96,7 @@ void copy_in_blocks(torch::Tensor& param, const torch::Tensor& source,
 void check_config_fits_weights(const ModelConfig& config, const StateDict& views, const std::string& dir,
                                torch::ScalarType dtype) {
   int64_t layers_on_disk = 0;
-  for (const auto& [name, t] : architecture_for(config).from_hf(views, config)) {
+  for (const auto& [name, t] : from_hf_names(views, config)) {
     // forma's names: model.layers.N....
     if (name.rfind("model.layers.", 0) == 0) {
       layers_on_disk = std::max<int64_t>(layers_on_disk, std::atoll(name.c_str() + 13) + 1);
@@ -145,11 +145,10 @@ void load_hf_state_dict(CausalLM& model, const StateDict& hf_weights, const std:
                         const std::map<std::string, std::string>& files,
                         const std::function<void(const torch::Tensor& block)>& copied) {
   const ModelConfig& config = model->config();
-  const Architecture& arch = architecture_for(config);
   StateDict hf = hf_weights;
   // Tied models: HF may or may not store lm_head.weight; it is the embedding either way.
   if (config.tie_word_embeddings) hf.erase("lm_head.weight");
-  const StateDict weights = arch.from_hf(hf, config);
+  const StateDict weights = from_hf_names(hf, config);
   auto params = model->named_parameters();
   for (const auto& item : params) {
     check(weights.count(item.key()) > 0, "{}: missing tensor '{}'", where, item.key());
@@ -225,7 +224,7 @@ std::map<std::string, torch::Tensor> hf_state_dict(CausalLM& model) {
     if (!lora) forma_names[name] = item.value().detach();
   }
   const ModelConfig& config = model->config();
-  return architecture_for(config).to_hf(forma_names, config);
+  return to_hf_names(forma_names, config);
 }
 
 void save_pretrained(CausalLM& model, const std::string& dir) {

@@ -1,5 +1,7 @@
 #include "forma/model/model_stats.h"
 
+#include "forma/model/architecture.h"
+
 namespace forma {
 
 namespace {
@@ -10,21 +12,20 @@ struct LayerCounts {
 
 // Mirrors the modules built by causal_lm.cpp (biases per the architecture registry's rules).
 LayerCounts count_layer(const ModelConfig& c) {
-  const bool gpt2 = c.model_type == "gpt2";
-  const bool qkv_bias = gpt2 || c.model_type == "qwen2" || c.attention_bias;
-  const bool o_bias = gpt2 || (c.model_type == "llama" && c.attention_bias);
-  const bool mlp_bias = gpt2 || (c.model_type == "llama" && c.mlp_bias);
+  const Architecture& arch = architecture_for(c);
+  const bool qkv_bias = arch.qkv_bias(c), o_bias = arch.o_bias(c), mlp_bias = arch.mlp_bias(c);
+  const bool layer_norm = arch.norm == NormKind::LayerNorm;
   const int64_t C = c.hidden_size, I = c.intermediate_size;
   const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
   LayerCounts n;
   n.attention = C * q + 2 * C * kv + q * C;
   if (qkv_bias) n.attention += q + 2 * kv;
   if (o_bias) n.attention += C;
-  n.norms = gpt2 ? 4 * C : 2 * C;  // LayerNorm has weight and bias
+  n.norms = layer_norm ? 4 * C : 2 * C;  // LayerNorm has weight and bias
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;
     n.expert = 3 * C * I;
-  } else if (gpt2) {
+  } else if (!arch.gated_mlp) {
     n.dense_mlp = 2 * C * I + (mlp_bias ? I + C : 0);
   } else {
     n.dense_mlp = 3 * C * I + (mlp_bias ? 2 * I + C : 0);
@@ -36,11 +37,11 @@ LayerCounts count_layer(const ModelConfig& c) {
 
 ParameterCounts count_parameters(const ModelConfig& c) {
   const int64_t C = c.hidden_size;
-  const bool gpt2 = c.model_type == "gpt2";
+  const Architecture& arch = architecture_for(c);
   LayerCounts layer = count_layer(c);
   ParameterCounts n;
-  n.embedding = c.vocab_size * C + (gpt2 ? c.max_position_embeddings * C : 0);
-  const int64_t final_norm = gpt2 ? 2 * C : C;
+  n.embedding = c.vocab_size * C + (arch.position == PositionKind::Learned ? c.max_position_embeddings * C : 0);
+  const int64_t final_norm = arch.norm == NormKind::LayerNorm ? 2 * C : C;
   const int64_t lm_head = c.tie_word_embeddings ? 0 : c.vocab_size * C;
   const int64_t common = layer.attention + layer.norms + layer.dense_mlp + layer.router;
   const int64_t experts_total = layer.expert * c.num_local_experts;

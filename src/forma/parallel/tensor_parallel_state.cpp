@@ -66,7 +66,7 @@ StateDict gather_trainable_parameters(CausalLM& model, const TensorParallelPlan&
 }
 
 StateDict gather_hf_state_dict(CausalLM& model, const TensorParallelPlan& plan) {
-  return architecture_for(plan.config).to_hf(gather_full_parameters(model, plan), plan.config);
+  return to_hf_names(gather_full_parameters(model, plan), plan.config);
 }
 
 void load_full_parameters(CausalLM& model, const TensorParallelPlan& plan, const StateDict& full) {

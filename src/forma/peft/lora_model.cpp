@@ -10,6 +10,7 @@
 #include "forma/core/error.h"
 #include "forma/core/files.h"
 #include "forma/io/safetensors.h"
+#include "forma/model/hf_names.h"
 #include "forma/model/tensor_io.h"
 #include "forma/peft/lora_linear.h"
 
@@ -32,23 +33,6 @@ std::pair<std::string, std::string> split_last(const std::string& name) {
   return {name.substr(0, dot), name.substr(dot + 1)};
 }
 
-// gpt2's HF module for a forma linear (architecture.cpp's weight map, for modules).
-LinearModule gpt2_module(const std::string& name) {
-  const std::string layers = "model.layers.";
-  if (name.rfind(layers, 0) != 0) return {name, name};
-  auto dot = name.find('.', layers.size());
-  const std::string h = "transformer.h." + name.substr(layers.size(), dot - layers.size()) + ".";
-  const std::string rest = name.substr(dot + 1);
-  const char* qkv[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
-  for (int p = 0; p < 3; ++p) {
-    if (rest == qkv[p]) return {name, h + "attn.c_attn", p, 3};
-  }
-  if (rest == "self_attn.o_proj") return {name, h + "attn.c_proj"};
-  if (rest == "mlp.up_proj") return {name, h + "mlp.c_fc"};
-  if (rest == "mlp.down_proj") return {name, h + "mlp.c_proj"};
-  return {name, name};
-}
-
 torch::nn::Module& module_at(CausalLM& model, const std::string& name) {
   if (name.empty()) return *model;
   auto modules = model->named_modules("", /*include_self=*/false);
@@ -69,12 +53,11 @@ std::string linear_names(const std::vector<LinearModule>& modules) {
 std::vector<std::string> modules_to_save_params(CausalLM& model, const LoraConfig& config) {
   std::vector<std::string> names;
   if (config.modules_to_save.empty()) return names;
-  const Architecture& arch = architecture_for(model->config());
   for (const auto& p : model->named_parameters()) {
     if (is_lora_parameter(p.key())) continue;
     // Matched on the HF parameter name's module part.
     StateDict one{{p.key(), p.value()}};
-    for (const auto& [hf, t] : arch.to_hf(one, model->config())) {
+    for (const auto& [hf, t] : to_hf_names(one, model->config())) {
       if (matches_modules_to_save(config, split_last(hf).first)) names.push_back(p.key());
     }
   }
@@ -86,7 +69,8 @@ std::vector<std::string> modules_to_save_params(CausalLM& model, const LoraConfi
 using namespace lora_model_detail;
 
 LinearModule hf_module(const ModelConfig& config, const std::string& name) {
-  return config.model_type == "gpt2" ? gpt2_module(name) : LinearModule{name, name};
+  const HfModule m = hf_module_of(config, name);
+  return {name, m.hf_name, m.part, m.parts};
 }
 
 bool is_lora_parameter(const std::string& name) {
@@ -95,13 +79,12 @@ bool is_lora_parameter(const std::string& name) {
 
 std::vector<LinearModule> linear_modules(CausalLM& model) {
   std::vector<LinearModule> out;
-  const bool gpt2 = model->config().model_type == "gpt2";
   for (const auto& item : model->named_modules("", /*include_self=*/false)) {
     auto* m = item.value().get();
     if (!dynamic_cast<torch::nn::LinearImpl*>(m) && !dynamic_cast<LoraLinearImpl*>(m)) continue;
     const std::string& name = item.key();
     if (ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) continue;
-    out.push_back(gpt2 ? gpt2_module(name) : LinearModule{name, name});
+    out.push_back(hf_module(model->config(), name));
   }
   return out;
 }
@@ -116,7 +99,7 @@ int64_t apply_lora(CausalLM& model, const LoraConfig& config, const std::string&
     for (const auto& item : model->named_modules("", false)) {
       const std::string& name = item.key();
       if (linear_names_set.count(name) || ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) continue;
-      const std::string hf = model->config().model_type == "gpt2" ? gpt2_module(name).hf_name : name;
+      const std::string hf = hf_module_of(model->config(), name).hf_name;
       bool leaf = item.value()->children().empty();
       check(!leaf || !matches_target(config, hf), "{}: target_modules: '{}' is a {}, not a linear layer (forma's LoRA "
             "adapts linear layers only)", where, hf, item.value()->name());
@@ -214,7 +197,7 @@ std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraCon
   StateDict saved;
   auto params = model->named_parameters();
   for (const auto& name : modules_to_save_params(model, config)) saved[name] = tensor(name, params[name]);
-  for (const auto& [hf, t] : architecture_for(model->config()).to_hf(saved, model->config())) out[kPrefix + hf] = t;
+  for (const auto& [hf, t] : to_hf_names(saved, model->config())) out[kPrefix + hf] = t;
   return out;
 }
 
@@ -259,7 +242,7 @@ LoraConfig load_adapter(CausalLM& model, const std::string& dir) {
     if (!used.count(key) && key.rfind(kPrefix, 0) == 0) hf_saved[key.substr(std::string(kPrefix).size())] = t;
   }
   auto params = model->named_parameters();
-  for (const auto& [name, t] : architecture_for(model->config()).from_hf(hf_saved, model->config())) {
+  for (const auto& [name, t] : from_hf_names(hf_saved, model->config())) {
     auto* p = params.find(name);
     check(p != nullptr && p->requires_grad() && !is_lora_parameter(name),
           "{}: unexpected tensor for '{}' (neither an adapter nor in modules_to_save)", path, name);

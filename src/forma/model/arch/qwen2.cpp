@@ -1,0 +1,60 @@
+// Qwen2 / Qwen2.5: Llama's layer with biased q/k/v (o never), and a sliding window that applies
+// only when use_sliding_window is true, to the layers HF makes slide: layer_types where the config
+// has it (transformers 5), else the layers from max_window_layers on.
+#include "forma/model/architecture.h"
+#include "forma/model/config_reader.h"
+
+// Named, not anonymous: the unity build compiles several specs in one translation unit.
+namespace forma::arch::qwen2 {
+
+constexpr StandardDefaults kDefaults{151936, 4096, 22016, 32, 32, 32, "silu", 32768, 1e-6, 1e4, 4096, -1, -1, false};
+
+void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
+  read_standard_fields(r, kDefaults, c);
+  read_special_tokens(r, original, kDefaults.bos, kDefaults.eos, c);
+  c.attention_bias = r.boolean("attention_bias", true);
+  c.sliding_window = r.optional_integer("sliding_window", kDefaults.sliding_window);
+  c.use_sliding_window = r.boolean("use_sliding_window", false);
+  // Which layers slide (read, not taken: both keys stay in `extra` for the round trip).
+  const int64_t max_window_layers =
+      original.contains("max_window_layers") && original["max_window_layers"].is_number_integer()
+          ? original["max_window_layers"].get<int64_t>()
+          : 28;
+  const nlohmann::json& types = original.contains("layer_types") ? original["layer_types"] : nlohmann::json();
+  std::string sliding_layers;
+  int64_t sliding = 0;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    bool slides = c.use_sliding_window && c.sliding_window && i >= max_window_layers;
+    if (types.is_array() && static_cast<int64_t>(types.size()) == c.num_hidden_layers) {
+      slides = c.sliding_window && types[i] == "sliding_attention";
+    }
+    if (slides) sliding_layers += (sliding++ ? ", " : "") + std::to_string(i);
+  }
+  // forma applies one window to every layer: none slide -> no window; all -> the window.
+  if (sliding == 0) c.use_sliding_window = false;
+  if (sliding == c.num_hidden_layers) c.use_sliding_window = true;
+  check(sliding == 0 || sliding == c.num_hidden_layers,
+        "{}: field 'layer_types' (or max_window_layers): layers {} of {} use the sliding window and the others full "
+        "attention; per-layer windows are not supported yet for model_type 'qwen2'",
+        c.source, sliding_layers, c.num_hidden_layers);
+}
+
+void write(const ModelConfig& c, nlohmann::json& j) {
+  write_standard_fields(c, kDefaults, j);
+  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  j["use_sliding_window"] = c.use_sliding_window;
+}
+
+}  // namespace forma::arch::qwen2
+
+namespace forma {
+
+extern const Architecture kQwen2{.model_type = "qwen2",
+                                 .hf_class = "Qwen2ForCausalLM",
+                                 .read_config = arch::qwen2::read,
+                                 .write_config = arch::qwen2::write,
+                                                                                                   .qkv_bias = always,
+                                 .o_bias = never,
+                                 .mlp_bias = never};
+
+}  // namespace forma

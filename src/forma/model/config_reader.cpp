@@ -1,0 +1,124 @@
+#include "forma/model/config_reader.h"
+
+namespace forma {
+
+using nlohmann::json;
+
+namespace {
+
+// The scaling keys of transformers 4's rope_scaling and of transformers 5's rope_parameters (which
+// also holds rope_theta). `where` names the object in errors.
+void read_rope_object(const json& j, const std::string& where, ModelConfig& c) {
+  check(j.is_object(), "{}: field '{}' must be an object or null", c.source, where);
+  FieldReader r(j, c.source + " " + where);
+  c.rope_theta = r.number("rope_theta", c.rope_theta);
+  const double partial = r.number("partial_rotary_factor", 1.0);
+  check(partial == 1.0, "{}: field '{}.partial_rotary_factor' ({}): partial rotary is not supported for model_type '{}'",
+        c.source, where, partial, c.model_type);
+  RopeScaling s;
+  // Older configs spell the kind "type" instead of "rope_type".
+  s.rope_type = r.string("rope_type", r.string("type", "default"));
+  check(s.rope_type == "linear" || s.rope_type == "llama3" || s.rope_type == "default",
+        "{}: field '{}.rope_type': unsupported '{}' (forma supports default, linear, llama3)", c.source, where,
+        s.rope_type);
+  s.factor = r.number("factor", 1.0);
+  s.low_freq_factor = r.number("low_freq_factor", 1.0);
+  s.high_freq_factor = r.number("high_freq_factor", 4.0);
+  s.original_max_position_embeddings = r.integer("original_max_position_embeddings", 8192);
+  check(s.factor > 0, "{}: field '{}.factor' must be positive", c.source, where);
+  if (s.rope_type == "llama3") {
+    check(s.high_freq_factor > s.low_freq_factor && s.low_freq_factor > 0,
+          "{}: field '{}': need 0 < low_freq_factor < high_freq_factor", c.source, where);
+    check(s.original_max_position_embeddings > 0, "{}: field '{}.original_max_position_embeddings' must be positive",
+          c.source, where);
+  }
+  if (s.rope_type != "default") c.rope_scaling = s;
+}
+
+}  // namespace
+
+void read_special_tokens(FieldReader& r, const json& original, int64_t bos_default, int64_t eos_default,
+                         ModelConfig& c) {
+  json bos = r.take("bos_token_id");
+  if (!bos.is_null()) {
+    check(bos.is_number_integer(), "{}: field 'bos_token_id' must be an integer", c.source);
+    c.bos_token_id = bos.get<int64_t>();
+  } else if (!original.contains("bos_token_id") && bos_default >= 0) {
+    c.bos_token_id = bos_default;
+  }
+  json eos = r.take("eos_token_id");
+  if (eos.is_null()) {
+    if (!original.contains("eos_token_id") && eos_default >= 0) c.eos_token_id = {eos_default};
+    return;
+  }
+  if (eos.is_number_integer()) {
+    c.eos_token_id = {eos.get<int64_t>()};
+    return;
+  }
+  check(eos.is_array(), "{}: field 'eos_token_id' must be an integer or a list of integers", c.source);
+  for (const auto& x : eos) {
+    check(x.is_number_integer(), "{}: field 'eos_token_id' must hold integers", c.source);
+    c.eos_token_id.push_back(x.get<int64_t>());
+  }
+}
+
+void write_special_tokens(const ModelConfig& c, json& j) {
+  j["bos_token_id"] = c.bos_token_id ? json(*c.bos_token_id) : json(nullptr);
+  if (c.eos_token_id.size() == 1) {
+    j["eos_token_id"] = c.eos_token_id[0];
+  } else if (c.eos_token_id.empty()) {
+    j["eos_token_id"] = nullptr;
+  } else {
+    j["eos_token_id"] = c.eos_token_id;
+  }
+}
+
+void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig& c) {
+  c.vocab_size = r.integer("vocab_size", d.vocab_size);
+  c.hidden_size = r.integer("hidden_size", d.hidden_size);
+  c.intermediate_size = r.integer("intermediate_size", d.intermediate_size);
+  c.num_hidden_layers = r.integer("num_hidden_layers", d.num_hidden_layers);
+  c.num_attention_heads = r.integer("num_attention_heads", d.num_attention_heads);
+  const int64_t kv_default = d.num_key_value_heads ? d.num_key_value_heads : c.num_attention_heads;
+  c.num_key_value_heads = r.integer("num_key_value_heads", kv_default);
+  c.head_dim = r.integer("head_dim", c.hidden_size / std::max<int64_t>(c.num_attention_heads, 1));
+  c.hidden_act = r.string("hidden_act", d.hidden_act);
+  c.max_position_embeddings = r.integer("max_position_embeddings", d.max_position_embeddings);
+  c.norm_eps = r.number(d.norm_eps_key, d.norm_eps);
+  c.rope_theta = r.number("rope_theta", d.rope_theta);
+  // transformers 4: rope_theta + rope_scaling; transformers 5: rope_parameters holding both.
+  json scaling = r.take("rope_scaling");
+  if (!scaling.is_null()) read_rope_object(scaling, "rope_scaling", c);
+  json parameters = r.take("rope_parameters");
+  if (!parameters.is_null()) read_rope_object(parameters, "rope_parameters", c);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", d.tie_word_embeddings);
+}
+
+void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json& j) {
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = c.hidden_act;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j[d.norm_eps_key] = c.norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  if (c.rope_scaling) {
+    const RopeScaling& s = *c.rope_scaling;
+    j["rope_scaling"] = {{"rope_type", s.rope_type}, {"factor", s.factor}};
+    if (s.rope_type == "llama3") {
+      j["rope_scaling"]["low_freq_factor"] = s.low_freq_factor;
+      j["rope_scaling"]["high_freq_factor"] = s.high_freq_factor;
+      j["rope_scaling"]["original_max_position_embeddings"] = s.original_max_position_embeddings;
+    }
+  } else {
+    j["rope_scaling"] = nullptr;
+  }
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  write_special_tokens(c, j);
+}
+
+}  // namespace forma

@@ -1,0 +1,105 @@
+// Reading an HF config.json field by field: each architecture's spec (arch/*.cpp) reads its own
+// fields through a FieldReader, which removes what it reads so that the rest becomes
+// ModelConfig::extra (kept for the round trip), and names the file and field in every error.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "forma/core/error.h"
+#include "forma/model/config.h"
+
+namespace forma {
+
+// Reads fields out of a JSON object, removing each one it reads so that the rest becomes `extra`.
+class FieldReader {
+ public:
+  FieldReader(nlohmann::json object, std::string source) : rest_(std::move(object)), source_(std::move(source)) {}
+
+  bool has(const char* key) const { return rest_.contains(key) && !rest_[key].is_null(); }
+
+  int64_t integer(const char* key, int64_t fallback) {
+    nlohmann::json v = take(key);
+    if (v.is_null()) return fallback;
+    // HF writes some integers as 8.0 in hand-edited files; accept whole floats.
+    // (Within int64's range: converting a larger double is undefined behaviour.)
+    if (v.is_number_float()) {
+      double x = v.get<double>();
+      if (x >= -0x1p63 && x < 0x1p63 && x == std::trunc(x)) return static_cast<int64_t>(x);
+    }
+    check(v.is_number_integer(), "{}: field '{}' must be an integer, got {}", source_, key, v.dump());
+    // JSON's unsigned integers above int64's range would wrap to negative values.
+    check(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()},
+          "{}: field '{}' ({}) is too large", source_, key, v.dump());
+    return v.get<int64_t>();
+  }
+  std::optional<int64_t> optional_integer(const char* key, std::optional<int64_t> fallback) {
+    if (rest_.contains(key) && rest_[key].is_null()) {
+      take(key);
+      return std::nullopt;
+    }
+    if (!rest_.contains(key)) return fallback;
+    return integer(key, 0);
+  }
+  double number(const char* key, double fallback) {
+    nlohmann::json v = take(key);
+    if (v.is_null()) return fallback;
+    check(v.is_number(), "{}: field '{}' must be a number, got {}", source_, key, v.dump());
+    return v.get<double>();
+  }
+  bool boolean(const char* key, bool fallback) {
+    nlohmann::json v = take(key);
+    if (v.is_null()) return fallback;
+    check(v.is_boolean(), "{}: field '{}' must be true or false, got {}", source_, key, v.dump());
+    return v.get<bool>();
+  }
+  std::string string(const char* key, const std::string& fallback) {
+    nlohmann::json v = take(key);
+    if (v.is_null()) return fallback;
+    check(v.is_string(), "{}: field '{}' must be a string, got {}", source_, key, v.dump());
+    return v.get<std::string>();
+  }
+  nlohmann::json take(const char* key) {
+    if (!rest_.contains(key)) return nlohmann::json();
+    nlohmann::json v = rest_[key];
+    rest_.erase(key);
+    return v;
+  }
+  nlohmann::json rest() const { return rest_; }
+  const std::string& source() const { return source_; }
+
+ private:
+  nlohmann::json rest_;
+  std::string source_;
+};
+
+// HF's defaults for the fields most decoder-only configs share (hidden_size, num_attention_heads,
+// rms_norm_eps, rope_theta ...), per model_type, from its configuration_*.py.
+struct StandardDefaults {
+  int64_t vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads;
+  int64_t num_key_value_heads;  // 0: same as num_attention_heads
+  const char* hidden_act;
+  int64_t max_position_embeddings;
+  double norm_eps, rope_theta;
+  int64_t sliding_window;  // 0: null
+  int64_t bos, eos;        // -1: null
+  bool tie_word_embeddings;
+  const char* norm_eps_key = "rms_norm_eps";
+};
+
+// Reads the shared fields under HF's usual names: sizes, heads, head_dim, hidden_act, positions,
+// the norm epsilon (defaults.norm_eps_key), RoPE in both spellings (transformers 4's rope_theta +
+// rope_scaling, transformers 5's rope_parameters), sliding_window, tie_word_embeddings, bos/eos.
+void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig& c);
+// Writes them back (transformers 4 spelling of RoPE, which transformers 5 reads too).
+void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, nlohmann::json& j);
+
+// bos/eos: an absent key takes the default, an explicit null stays null.
+void read_special_tokens(FieldReader& r, const nlohmann::json& original, int64_t bos, int64_t eos, ModelConfig& c);
+void write_special_tokens(const ModelConfig& c, nlohmann::json& j);
+
+}  // namespace forma

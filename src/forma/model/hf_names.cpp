@@ -1,0 +1,107 @@
+#include "forma/model/hf_names.h"
+
+#include "forma/core/error.h"
+
+namespace forma {
+
+namespace {
+
+std::string with_layer(const std::string& pattern, int64_t layer) {
+  const size_t at = pattern.find("{L}");
+  if (at == std::string::npos) return pattern;
+  return pattern.substr(0, at) + std::to_string(layer) + pattern.substr(at + 3);
+}
+
+// Every rule, once per layer where its names hold "{L}".
+std::vector<WeightRule> expanded_rules(const ModelConfig& config) {
+  const Architecture& arch = architecture_for(config);
+  std::vector<WeightRule> out;
+  if (!arch.weight_rules) return out;
+  for (const WeightRule& rule : arch.weight_rules(config)) {
+    if (rule.hf.find("{L}") == std::string::npos) {
+      out.push_back(rule);
+      continue;
+    }
+    for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+      WeightRule r = rule;
+      r.hf = with_layer(rule.hf, layer);
+      for (auto& name : r.forma) name = with_layer(name, layer);
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> split_parts(const torch::Tensor& t, const WeightRule& rule, const ModelConfig& config) {
+  if (rule.forma.size() == 1) return {t};
+  if (!rule.part_sizes) {
+    check(t.size(rule.split_dim) % static_cast<int64_t>(rule.forma.size()) == 0,
+          "{}: tensor '{}' of size {} along dim {} does not split into {} equal parts", config.source, rule.hf,
+          t.size(rule.split_dim), rule.split_dim, rule.forma.size());
+    return t.chunk(static_cast<int64_t>(rule.forma.size()), rule.split_dim);
+  }
+  std::vector<int64_t> sizes = rule.part_sizes(config);
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  check(sizes.size() == rule.forma.size() && total == t.size(rule.split_dim),
+        "{}: tensor '{}' has size {} along dim {}, the config says {}", config.source, rule.hf, t.size(rule.split_dim),
+        rule.split_dim, total);
+  return t.split_with_sizes(sizes, rule.split_dim);
+}
+
+}  // namespace
+
+StateDict from_hf_names(const StateDict& hf_in, const ModelConfig& config) {
+  const Architecture& arch = architecture_for(config);
+  StateDict hf;
+  for (const auto& [name, t] : hf_in) {
+    const std::string normal = arch.normalize_hf_name ? arch.normalize_hf_name(name) : name;
+    if (!normal.empty()) hf[normal] = t;
+  }
+  StateDict out;
+  for (const WeightRule& rule : expanded_rules(config)) {
+    auto it = hf.find(rule.hf);
+    if (it == hf.end()) continue;
+    std::vector<torch::Tensor> parts = split_parts(it->second, rule, config);
+    for (size_t p = 0; p < parts.size(); ++p) out[rule.forma[p]] = rule.transposed ? parts[p].t() : parts[p];
+    hf.erase(it);
+  }
+  for (const auto& [name, t] : hf) out[name] = t;  // no rule: the same name in both
+  return out;
+}
+
+StateDict to_hf_names(const StateDict& forma_in, const ModelConfig& config) {
+  StateDict f = forma_in;
+  StateDict out;
+  for (const WeightRule& rule : expanded_rules(config)) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& name : rule.forma) {
+      auto it = f.find(name);
+      if (it == f.end()) break;
+      parts.push_back(rule.transposed ? it->second.t() : it->second);
+    }
+    // All parts or none (a LoRA adapter or a gradient subset may hold some tensors only).
+    if (parts.size() != rule.forma.size()) continue;
+    for (const auto& name : rule.forma) f.erase(name);
+    out[rule.hf] = parts.size() == 1 ? (rule.transposed ? parts[0].contiguous() : parts[0])
+                                     : torch::cat(parts, rule.split_dim).contiguous();
+  }
+  for (const auto& [name, t] : f) out[name] = t;
+  return out;
+}
+
+HfModule hf_module_of(const ModelConfig& config, const std::string& name) {
+  const std::string weight = name + ".weight";
+  const std::string suffix = ".weight";
+  for (const WeightRule& rule : expanded_rules(config)) {
+    for (size_t p = 0; p < rule.forma.size(); ++p) {
+      if (rule.forma[p] != weight) continue;
+      check(rule.hf.size() > suffix.size() && rule.hf.compare(rule.hf.size() - suffix.size(), suffix.size(), suffix) == 0,
+            "{}: the weight rule for '{}' names no module", config.source, weight);
+      return {rule.hf.substr(0, rule.hf.size() - suffix.size()), static_cast<int>(p), static_cast<int>(rule.forma.size())};
+    }
+  }
+  return {name};
+}
+
+}  // namespace forma

@@ -1,0 +1,30 @@
+// Applies an architecture's WeightRules (architecture.h): a checkpoint's HF tensors to forma's
+// parameter names and back. Tensors no rule names pass through unchanged (the loader then reports
+// any that match no parameter), so nothing is skipped silently.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+#include "forma/model/architecture.h"
+
+namespace forma {
+
+using StateDict = std::map<std::string, torch::Tensor>;
+
+// HF names -> forma names. Returns views of the inputs (transposes, slices), never copies, so that a
+// memory-mapped checkpoint is never held twice.
+StateDict from_hf_names(const StateDict& hf, const ModelConfig& config);
+// forma names -> HF names (fused tensors concatenated, Conv1D weights transposed back).
+StateDict to_hf_names(const StateDict& forma, const ModelConfig& config);
+
+// The HF module holding forma's module `name` ("model.layers.0.self_attn.q_proj"): its HF name and,
+// for a fused one (GPT-2's c_attn), which of how many parts along the output rows this one is.
+struct HfModule {
+  std::string hf_name;
+  int part = 0, parts = 1;
+};
+HfModule hf_module_of(const ModelConfig& config, const std::string& name);
+
+}  // namespace forma
