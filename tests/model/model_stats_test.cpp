@@ -6,6 +6,7 @@
 #include "forma/core/files.h"
 #include "forma/model/causal_lm.h"
 #include "test_paths.h"
+#include "zoo_fixtures.h"
 
 namespace forma {
 namespace {
@@ -23,17 +24,25 @@ TEST(ModelStats, PublishedParameterCounts) {
   EXPECT_EQ(mixtral.total - mixtral.active, 32LL * 6 * 3 * 4096 * 14336);
   // Qwen2.5-0.5B (tied, q/k/v biases): 494,032,768
   EXPECT_EQ(count_parameters(load_model_config("qwen2.5-0.5b")).total, 494032768);
+  // Qwen3-0.6B (tied, q/k norms, head_dim 128 with hidden 1024): 596,049,920; Qwen3-8B: 8,190,735,360
+  EXPECT_EQ(count_parameters(load_model_config("qwen3-0.6b")).total, 596049920);
+  EXPECT_EQ(count_parameters(load_model_config("qwen3-8b")).total, 8190735360);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {
-  for (const char* arch : {"gpt2", "llama", "llama3_rope", "mistral", "qwen2", "mixtral"}) {
-    ModelConfig c = load_model_config(test::fixture(std::string("hf-tiny/") + arch));
+  std::vector<std::string> fixtures = {"hf-tiny/gpt2", "hf-tiny/llama", "hf-tiny/llama3_rope", "hf-tiny/mistral",
+                                       "hf-tiny/qwen2", "hf-tiny/mixtral"};
+  for (const auto& zoo : test::zoo_fixtures()) {  // every architecture of the registry
+    if (zoo.supported) fixtures.push_back("hf-zoo/" + zoo.dir);
+  }
+  for (const auto& arch : fixtures) {
+    ModelConfig c = load_model_config(test::fixture(arch));
     CausalLM model(c);
     int64_t n = 0;
     for (const auto& p : model->parameters()) n += p.numel();
     EXPECT_EQ(count_parameters(c).total, n) << arch;
     // HF's own num_parameters() of the same model
-    auto ref = nlohmann::json::parse(read_file(test::fixture(std::string("hf-tiny/") + arch + "/reference.json")));
+    auto ref = nlohmann::json::parse(read_file(test::fixture(arch + "/reference.json")));
     EXPECT_EQ(count_parameters(c).total, ref["num_parameters"].get<int64_t>()) << arch;
   }
 }

@@ -59,6 +59,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
   register_module("k_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
   register_module("v_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
   register_module("o_proj", Linear(LinearOptions(q_width, c.hidden_size).bias(arch.o_bias(c))));
+  if (c.qk_norm) {
+    q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps));
+    k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps));
+  }
 }
 
 torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor& x) {
@@ -100,6 +104,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
   torch::Tensor q = project_heads("q_proj", x);
   torch::Tensor k = project_heads("k_proj", x);
   torch::Tensor v = project_heads("v_proj", x);
+  if (q_norm_) {  // per head, over head_dim, before RoPE
+    q = q_norm_->forward(q);
+    k = k_norm_->forward(k);
+  }
   if (rope_) {
     q = apply_rope(q, inputs.rope);
     k = apply_rope(k, inputs.rope);

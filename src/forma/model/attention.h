@@ -8,6 +8,7 @@
 
 #include "forma/model/architecture.h"
 #include "forma/model/kv_cache.h"
+#include "forma/model/norm.h"
 #include "forma/model/rope.h"
 
 namespace forma {
@@ -65,6 +66,7 @@ class AttentionImpl : public torch::nn::Module {
   // q [B, H, T, D], k and v [B, Hkv, S, D] -> [B, H, T, D]
   torch::Tensor explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
                                    const torch::Tensor& mask) const;
+  Norm q_norm_{nullptr}, k_norm_{nullptr};  // config.qk_norm
   int64_t head_dim_;
   int64_t layer_index_;
   bool rope_;

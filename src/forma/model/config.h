@@ -21,7 +21,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string model_type;            // llama | mistral | qwen2 | mixtral | gpt2
+  std::string model_type;            // a registered architecture (architecture.h)
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;           // gpt2: n_embd
   int64_t intermediate_size = 0;     // gpt2: n_inner (null -> 4 * n_embd)
@@ -39,6 +39,8 @@ struct ModelConfig {
   std::optional<int64_t> sliding_window;  // mistral/mixtral/qwen2; null = full attention
   bool use_sliding_window = true;    // qwen2 only: sliding_window is ignored unless true
   bool tie_word_embeddings = false;
+  // Generic features the specs (arch/*.cpp) switch on; modules read these, never model_type.
+  bool qk_norm = false;              // RMSNorm over head_dim on each q and k head, before RoPE (qwen3)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -98,6 +98,11 @@ void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig
 // Writes them back (transformers 4 spelling of RoPE, which transformers 5 reads too).
 void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, nlohmann::json& j);
 
+// Qwen2/Qwen3's sliding layers: layer_types where the config has it (transformers 5), else the
+// layers from max_window_layers on (when use_sliding_window). Sets use_sliding_window from them; a
+// mix of sliding and full layers is refused by name (forma applies one window to all layers).
+void read_sliding_layers(const nlohmann::json& original, ModelConfig& c);
+
 // bos/eos: an absent key takes the default, an explicit null stays null.
 void read_special_tokens(FieldReader& r, const nlohmann::json& original, int64_t bos, int64_t eos, ModelConfig& c);
 void write_special_tokens(const ModelConfig& c, nlohmann::json& j);

@@ -21,6 +21,7 @@ LayerCounts count_layer(const ModelConfig& c) {
   n.attention = C * q + 2 * C * kv + q * C;
   if (qkv_bias) n.attention += q + 2 * kv;
   if (o_bias) n.attention += C;
+  if (c.qk_norm) n.attention += 2 * c.head_dim;
   n.norms = layer_norm ? 4 * C : 2 * C;  // LayerNorm has weight and bias
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;

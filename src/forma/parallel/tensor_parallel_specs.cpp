@@ -60,6 +60,11 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
     detail::column(specs, attn + ".q_proj", detail::split_rows(c.num_attention_heads * c.head_dim), qkv_bias);
     detail::column(specs, attn + ".k_proj", kv, qkv_bias);
     detail::column(specs, attn + ".v_proj", kv, qkv_bias);
+    if (c.qk_norm) {
+      // Whole on every rank, applied to that rank's heads: each rank's gradient is a partial sum.
+      specs[attn + ".q_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
+      specs[attn + ".k_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
+    }
     // Row-parallel: input features split; the bias stays whole (added after the reduction).
     specs[attn + ".o_proj.weight"] = detail::split_columns(c.num_attention_heads * c.head_dim);
     if (!c.is_moe()) {

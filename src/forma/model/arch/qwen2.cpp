@@ -15,28 +15,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   c.attention_bias = r.boolean("attention_bias", true);
   c.sliding_window = r.optional_integer("sliding_window", kDefaults.sliding_window);
   c.use_sliding_window = r.boolean("use_sliding_window", false);
-  // Which layers slide (read, not taken: both keys stay in `extra` for the round trip).
-  const int64_t max_window_layers =
-      original.contains("max_window_layers") && original["max_window_layers"].is_number_integer()
-          ? original["max_window_layers"].get<int64_t>()
-          : 28;
-  const nlohmann::json& types = original.contains("layer_types") ? original["layer_types"] : nlohmann::json();
-  std::string sliding_layers;
-  int64_t sliding = 0;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    bool slides = c.use_sliding_window && c.sliding_window && i >= max_window_layers;
-    if (types.is_array() && static_cast<int64_t>(types.size()) == c.num_hidden_layers) {
-      slides = c.sliding_window && types[i] == "sliding_attention";
-    }
-    if (slides) sliding_layers += (sliding++ ? ", " : "") + std::to_string(i);
-  }
-  // forma applies one window to every layer: none slide -> no window; all -> the window.
-  if (sliding == 0) c.use_sliding_window = false;
-  if (sliding == c.num_hidden_layers) c.use_sliding_window = true;
-  check(sliding == 0 || sliding == c.num_hidden_layers,
-        "{}: field 'layer_types' (or max_window_layers): layers {} of {} use the sliding window and the others full "
-        "attention; per-layer windows are not supported yet for model_type 'qwen2'",
-        c.source, sliding_layers, c.num_hidden_layers);
+  read_sliding_layers(original, c);
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
