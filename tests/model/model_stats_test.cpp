@@ -27,6 +27,11 @@ TEST(ModelStats, PublishedParameterCounts) {
   // Qwen3-0.6B (tied, q/k norms, head_dim 128 with hidden 1024): 596,049,920; Qwen3-8B: 8,190,735,360
   EXPECT_EQ(count_parameters(load_model_config("qwen3-0.6b")).total, 596049920);
   EXPECT_EQ(count_parameters(load_model_config("qwen3-8b")).total, 8190735360);
+  // StarCoder2-3B (tied, biased, LayerNorm with bias), by hand from its config.json: embedding
+  // 49152 x 3072 = 150,994,944; per layer q/o 2 x (3072^2 + 3072), k/v 2 x (3072 x 256 + 256),
+  // c_fc + c_proj 2 x 3072 x 12288 + 12288 + 3072, two LayerNorms 4 x 3072 = 95,979,008; x 30
+  // layers + final LayerNorm 6,144 = 3,030,371,328 ("3B").
+  EXPECT_EQ(count_parameters(load_model_config("starcoder2-3b")).total, 3030371328);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {
