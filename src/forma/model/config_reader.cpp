@@ -123,6 +123,38 @@ void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json
   write_special_tokens(c, j);
 }
 
+void read_gpt2_style_fields(FieldReader& r, const json& original, const Gpt2StyleDefaults& d, ModelConfig& c) {
+  c.vocab_size = r.integer("vocab_size", d.vocab_size);
+  c.hidden_size = r.integer("n_embd", d.n_embd);
+  c.num_hidden_layers = r.integer("n_layer", d.n_layer);
+  c.num_attention_heads = r.integer("n_head", d.n_head);
+  c.max_position_embeddings = r.integer("n_positions", d.n_positions);
+  check(c.hidden_size <= std::numeric_limits<int64_t>::max() / 4, "{}: field 'n_embd' ({}) is too large", c.source,
+        c.hidden_size);
+  c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
+  c.hidden_act = r.string("activation_function", d.activation_function);
+  c.norm_eps = r.number("layer_norm_epsilon", d.layer_norm_epsilon);
+  c.num_key_value_heads = c.num_attention_heads;
+  check(c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
+        "{}: field 'n_head' ({}) must divide n_embd ({})", c.source, c.num_attention_heads, c.hidden_size);
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  c.attention_bias = c.mlp_bias = true;
+  check(r.boolean("scale_attn_weights", true), "{}: field 'scale_attn_weights': false is not supported", c.source);
+  read_special_tokens(r, original, d.bos, d.eos, c);
+}
+
+void write_gpt2_style_fields(const ModelConfig& c, json& j) {
+  j["vocab_size"] = c.vocab_size;
+  j["n_embd"] = c.hidden_size;
+  j["n_layer"] = c.num_hidden_layers;
+  j["n_head"] = c.num_attention_heads;
+  j["n_positions"] = c.max_position_embeddings;
+  j["n_inner"] = c.intermediate_size;
+  j["activation_function"] = c.hidden_act;
+  j["layer_norm_epsilon"] = c.norm_eps;
+  write_special_tokens(c, j);
+}
+
 void read_sliding_layers(const json& original, ModelConfig& c) {
   // Which layers slide (read, not taken: both keys stay in `extra` for the round trip).
   const int64_t max_window_layers =

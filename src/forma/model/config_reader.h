@@ -98,6 +98,17 @@ void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig
 // Writes them back (transformers 4 spelling of RoPE, which transformers 5 reads too).
 void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, nlohmann::json& j);
 
+// GPT-2's field names (n_embd, n_layer, n_head, n_positions, n_inner (null: 4 x n_embd),
+// activation_function, layer_norm_epsilon), which GPT-BigCode shares; every linear biased.
+struct Gpt2StyleDefaults {
+  int64_t vocab_size, n_embd, n_layer, n_head, n_positions;
+  const char* activation_function;
+  double layer_norm_epsilon;
+  int64_t bos, eos;
+};
+void read_gpt2_style_fields(FieldReader& r, const nlohmann::json& original, const Gpt2StyleDefaults& d, ModelConfig& c);
+void write_gpt2_style_fields(const ModelConfig& c, nlohmann::json& j);
+
 // Qwen2/Qwen3's sliding layers: layer_types where the config has it (transformers 5), else the
 // layers from max_window_layers on (when use_sliding_window). Sets use_sliding_window from them; a
 // mix of sliding and full layers is refused by name (forma applies one window to all layers).

@@ -1,8 +1,6 @@
 // GPT-2: learned absolute positions, LayerNorm with bias, GELU (tanh) MLP without a gate, every
 // linear biased, HF's Conv1D layout ([in, out]) and one fused c_attn for q/k/v, and its own field
 // names (n_embd, n_layer, n_head, n_positions, n_inner, activation_function, layer_norm_epsilon).
-#include <limits>
-
 #include "forma/model/architecture.h"
 #include "forma/model/config_reader.h"
 
@@ -45,43 +43,20 @@ std::vector<WeightRule> rules(const ModelConfig&) {
   };
 }
 
+constexpr Gpt2StyleDefaults kDefaults{50257, 768, 12, 12, 1024, "gelu_new", 1e-5, 50256, 50256};
+
 void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
-  c.vocab_size = r.integer("vocab_size", 50257);
-  c.hidden_size = r.integer("n_embd", 768);
-  c.num_hidden_layers = r.integer("n_layer", 12);
-  c.num_attention_heads = r.integer("n_head", 12);
-  c.max_position_embeddings = r.integer("n_positions", 1024);
-  check(c.hidden_size <= std::numeric_limits<int64_t>::max() / 4, "{}: field 'n_embd' ({}) is too large", c.source,
-        c.hidden_size);
-  c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
-  c.hidden_act = r.string("activation_function", "gelu_new");
-  c.norm_eps = r.number("layer_norm_epsilon", 1e-5);
-  c.num_key_value_heads = c.num_attention_heads;
-  check(c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0,
-        "{}: field 'n_head' ({}) must divide n_embd ({})", c.source, c.num_attention_heads, c.hidden_size);
-  c.head_dim = c.hidden_size / c.num_attention_heads;
-  c.attention_bias = c.mlp_bias = true;  // Conv1D layers always carry a bias
+  read_gpt2_style_fields(r, original, kDefaults, c);
   // Variants forma does not implement must not load silently as something else.
   for (const char* key : {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"}) {
     check(!r.boolean(key, false), "{}: field '{}': true is not supported", c.source, key);
   }
-  check(r.boolean("scale_attn_weights", true), "{}: field 'scale_attn_weights': false is not supported",
-        c.source);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
-  read_special_tokens(r, original, 50256, 50256, c);
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
-  j["vocab_size"] = c.vocab_size;
-  j["n_embd"] = c.hidden_size;
-  j["n_layer"] = c.num_hidden_layers;
-  j["n_head"] = c.num_attention_heads;
-  j["n_positions"] = c.max_position_embeddings;
-  j["n_inner"] = c.intermediate_size;
-  j["activation_function"] = c.hidden_act;
-  j["layer_norm_epsilon"] = c.norm_eps;
+  write_gpt2_style_fields(c, j);
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  write_special_tokens(c, j);
 }
 
 }  // namespace forma::arch::gpt2
