@@ -64,7 +64,7 @@ void expect_same_results(const std::vector<GenerationResult>& batched, const std
 class BatchedGreedy : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BatchedGreedy, SixteenPromptsEqualSixteenSingleRunsTokenForToken) {
-  CausalLM model = load_pretrained(test::fixture("hf-tiny/" + GetParam()));
+  CausalLM model = load_pretrained(test::fixture(GetParam()));
   auto prompts = random_prompts(16, static_cast<int32_t>(model->config().vocab_size), 7);
   std::vector<BatchRequest> requests;
   std::vector<std::vector<torch::Tensor>> batched_logits(prompts.size());
@@ -99,7 +99,7 @@ TEST_P(BatchedGreedy, SixteenPromptsEqualSixteenSingleRunsTokenForToken) {
 }
 
 TEST_P(BatchedGreedy, HfReferenceContinuationInsideABatch) {
-  const std::string dir = test::fixture("hf-tiny/" + GetParam());
+  const std::string dir = test::fixture(GetParam());
   CausalLM model = load_pretrained(dir);
   auto json = nlohmann::json::parse(read_file(dir + "/reference.json"));
   auto new_tokens = json.at("generation").at("new_tokens").get<std::vector<int32_t>>();
@@ -123,8 +123,10 @@ TEST_P(BatchedGreedy, HfReferenceContinuationInsideABatch) {
   EXPECT_LT((torch::stack(logits) - step_logits).abs().max().item<double>(), 1e-4);
 }
 
+// qwen2_sliding (hf-zoo): full and sliding-window layers in one model.
 INSTANTIATE_TEST_SUITE_P(All, BatchedGreedy,
-                         ::testing::Values("llama", "mixtral", "gpt2", "mistral", "qwen2", "llama3_rope"));
+                         ::testing::Values("hf-tiny/llama", "hf-tiny/mixtral", "hf-tiny/gpt2", "hf-tiny/mistral",
+                                           "hf-tiny/qwen2", "hf-tiny/llama3_rope", "hf-zoo/qwen2_sliding"));
 
 TEST(BatchedSampling, EachRowDrawsWhatItDrawsAloneWithItsSeed) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));

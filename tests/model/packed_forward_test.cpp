@@ -20,7 +20,7 @@ class PackedForward : public ::testing::TestWithParam<PackCase> {};
 
 TEST_P(PackedForward, SamplesPackedInARowComputeAsAlone) {
   torch::NoGradGuard no_grad;
-  CausalLM model = load_pretrained(test::fixture(std::string("hf-tiny/") + GetParam().arch));
+  CausalLM model = load_pretrained(test::fixture(GetParam().arch));
   model->eval();
   model->set_attention_kernel(GetParam().kernel);
   torch::manual_seed(3);
@@ -57,13 +57,19 @@ TEST_P(PackedForward, SamplesPackedInARowComputeAsAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, PackedForward,
-                         ::testing::Values(PackCase{"llama", AttentionKernel::Fused},
-                                           PackCase{"llama", AttentionKernel::Explicit},
-                                           PackCase{"gpt2", AttentionKernel::Fused},
-                                           PackCase{"mistral", AttentionKernel::Fused},
-                                           PackCase{"mistral", AttentionKernel::Explicit}),
+                         ::testing::Values(PackCase{"hf-tiny/llama", AttentionKernel::Fused},
+                                           PackCase{"hf-tiny/llama", AttentionKernel::Explicit},
+                                           PackCase{"hf-tiny/gpt2", AttentionKernel::Fused},
+                                           PackCase{"hf-tiny/mistral", AttentionKernel::Fused},
+                                           PackCase{"hf-tiny/mistral", AttentionKernel::Explicit},
+                                           // full and sliding-window layers in one model
+                                           PackCase{"hf-zoo/qwen2_sliding", AttentionKernel::Fused}),
                          [](const auto& info) {
-                           return std::string(info.param.arch) +
+                           std::string name = info.param.arch;
+                           for (char& ch : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name +
                                   (info.param.kernel == AttentionKernel::Fused ? "_fused" : "_explicit");
                          });
 

@@ -17,7 +17,6 @@ namespace {
 const std::map<std::string, std::string> kRefusedZooFixtures = {
     {"llama_rope_dynamic", "rope_parameters.rope_type': unsupported 'dynamic'"},
     {"llama_rope_yarn", "rope_parameters.rope_type': unsupported 'yarn'"},
-    {"qwen2_sliding", "per-layer windows are not supported yet"},
 };
 
 bool registered(const std::string& model_type) {

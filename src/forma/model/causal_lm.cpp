@@ -4,6 +4,8 @@
 #include <c10/core/DefaultDtype.h>
 
 #include <cmath>
+#include <functional>
+#include <map>
 
 #include "forma/core/error.h"
 #include "forma/kernels/gemv.h"
@@ -57,7 +59,8 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   LayerInputs inputs;
   inputs.cache = cache;
   inputs.kernel = attention_kernel;
-  const int64_t window = config_.effective_sliding_window();
+  // The attention mask for a window (0: full causal), built once per distinct window of the layers.
+  std::function<torch::Tensor(int64_t)> mask_for;
   // Rows without padding (all of them at 0) take the plain path: the same positions and mask, built
   // once for the batch instead of per row (and no mask at all for a decode step).
   if (packed) {
@@ -73,7 +76,8 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     } else {
       inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
     }
-    inputs.mask = packed_causal_mask(packed->segment_ids.to(x.device()), window);
+    torch::Tensor segments = packed->segment_ids.to(x.device());
+    mask_for = [segments](int64_t window) { return packed_causal_mask(segments, window); };
   } else if (cache && cache->left_padding().defined() && cache->has_padding()) {
     // Left-padded batch rows (kv_cache.h): each row's positions start after its padding; padding
     // tokens get position 0 and are masked out.
@@ -92,7 +96,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     } else {
       inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
     }
-    inputs.mask = padded_causal_mask(start, count, window, padding);
+    mask_for = [start, count, padding](int64_t window) { return padded_causal_mask(start, count, window, padding); };
   } else {
     check(arch_->position == PositionKind::Rope || start + count <= config_.max_position_embeddings,
           "sequence of {} positions exceeds max_position_embeddings {} of a learned-position model",
@@ -103,14 +107,21 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     } else {
       inputs.rope = rope_tables(inv_freq_, start, count);
     }
-    if (needs_causal_mask(start, count, window)) inputs.mask = causal_mask(start, count, window, x.device());
+    const torch::Device device = x.device();
+    mask_for = [start, count, device](int64_t window) {
+      return needs_causal_mask(start, count, window) ? causal_mask(start, count, window, device) : torch::Tensor();
+    };
   }
   if (hidden_states) hidden_states->assign(1, x);
   router_logits_.clear();
   // MoE layers are not recomputed yet: their two-output recompute failed in backward (known gap).
   const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled() &&
                          !config_.is_moe();
+  std::map<int64_t, torch::Tensor> masks;  // window -> mask
   for (size_t i = 0; i < layers_->size(); ++i) {
+    const int64_t window = config_.layer_window(static_cast<int64_t>(i));
+    if (!masks.count(window)) masks[window] = mask_for(window);
+    inputs.mask = masks[window];
     auto& layer = *layers_[i]->as<DecoderLayerImpl>();
     LayerOutput out = recompute ? recomputed_layer_forward(layer, x, inputs) : layer.forward(x, inputs);
     x = out.hidden;

@@ -86,6 +86,8 @@ void validate(const ModelConfig& c, const Architecture& arch) {
   check(c.rope_theta > 0, "{}: field 'rope_theta' must be positive", s);
   check(c.initializer_range >= 0, "{}: field 'initializer_range' must not be negative", s);
   if (c.sliding_window) positive(*c.sliding_window, "sliding_window");
+  check(c.sliding_layers.empty() || static_cast<int64_t>(c.sliding_layers.size()) == c.num_hidden_layers,
+        "{}: field 'layer_types' has {} entries for {} layers", s, c.sliding_layers.size(), c.num_hidden_layers);
   if (c.is_moe()) {
     check(c.num_experts_per_tok > 0 && c.num_experts_per_tok <= c.num_local_experts,
           "{}: field 'num_experts_per_tok' ({}) must be in 1..num_local_experts ({})", s,
@@ -98,6 +100,11 @@ void validate(const ModelConfig& c, const Architecture& arch) {
 int64_t ModelConfig::effective_sliding_window() const {
   if (!sliding_window || !use_sliding_window) return 0;
   return *sliding_window;
+}
+
+int64_t ModelConfig::layer_window(int64_t layer) const {
+  if (sliding_layers.empty()) return effective_sliding_window();
+  return sliding_layers.at(static_cast<size_t>(layer)) && sliding_window ? *sliding_window : 0;
 }
 
 ModelConfig parse_model_config(const json& j, const std::string& source) {

@@ -51,8 +51,14 @@ struct ModelConfig {
   nlohmann::json extra = nlohmann::json::object();  // every key forma does not interpret
   std::string source;                               // file it came from (for error messages)
 
-  // The window forma applies: 0 when attention is full-causal.
+  // Where layers differ (HF layer_types: sliding and full attention layers), which ones use the
+  // sliding window; empty: every layer uses effective_sliding_window().
+  std::vector<bool> sliding_layers;
+
+  // The window forma applies to every layer: 0 when attention is full-causal.
   int64_t effective_sliding_window() const;
+  // The window of one layer (0: full causal).
+  int64_t layer_window(int64_t layer) const;
   bool is_moe() const { return num_local_experts > 0; }
 };
 

@@ -162,23 +162,20 @@ void read_sliding_layers(const json& original, ModelConfig& c) {
           ? original["max_window_layers"].get<int64_t>()
           : 28;
   const nlohmann::json& types = original.contains("layer_types") ? original["layer_types"] : nlohmann::json();
-  std::string sliding_layers;
+  std::vector<bool> slides;
   int64_t sliding = 0;
   // Bounded: validation, which refuses more than 65,536 layers, runs after this.
   for (int64_t i = 0; i < std::min<int64_t>(c.num_hidden_layers, 1 << 16); ++i) {
-    bool slides = c.use_sliding_window && c.sliding_window && i >= max_window_layers;
+    bool layer_slides = c.use_sliding_window && c.sliding_window && i >= max_window_layers;
     if (types.is_array() && static_cast<int64_t>(types.size()) == c.num_hidden_layers) {
-      slides = c.sliding_window && types[i] == "sliding_attention";
+      layer_slides = c.sliding_window && types[i] == "sliding_attention";
     }
-    if (slides) sliding_layers += (sliding++ ? ", " : "") + std::to_string(i);
+    slides.push_back(layer_slides);
+    sliding += layer_slides;
   }
-  // forma applies one window to every layer: none slide -> no window; all -> the window.
-  if (sliding == 0) c.use_sliding_window = false;
-  if (sliding == c.num_hidden_layers) c.use_sliding_window = true;
-  check(sliding == 0 || sliding == c.num_hidden_layers,
-        "{}: field 'layer_types' (or max_window_layers): layers {} of {} use the sliding window and the others full "
-        "attention; per-layer windows are not supported yet for model_type '{}'",
-        c.source, sliding_layers, c.num_hidden_layers, c.model_type);
+  // Uniform layers: one window (or none) for all; mixed: the window on the sliding layers only.
+  c.use_sliding_window = sliding > 0;
+  if (sliding > 0 && sliding < c.num_hidden_layers) c.sliding_layers = slides;
 }
 
 }  // namespace forma

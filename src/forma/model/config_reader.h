@@ -110,8 +110,8 @@ void read_gpt2_style_fields(FieldReader& r, const nlohmann::json& original, cons
 void write_gpt2_style_fields(const ModelConfig& c, nlohmann::json& j);
 
 // Qwen2/Qwen3's sliding layers: layer_types where the config has it (transformers 5), else the
-// layers from max_window_layers on (when use_sliding_window). Sets use_sliding_window from them; a
-// mix of sliding and full layers is refused by name (forma applies one window to all layers).
+// layers from max_window_layers on (when use_sliding_window). Sets use_sliding_window from them,
+// and ModelConfig::sliding_layers where some layers slide and others do not.
 void read_sliding_layers(const nlohmann::json& original, ModelConfig& c);
 
 // bos/eos: an absent key takes the default, an explicit null stays null.
