@@ -32,6 +32,14 @@ TEST(ModelStats, PublishedParameterCounts) {
   // c_fc + c_proj 2 x 3072 x 12288 + 12288 + 3072, two LayerNorms 4 x 3072 = 95,979,008; x 30
   // layers + final LayerNorm 6,144 = 3,030,371,328 ("3B").
   EXPECT_EQ(count_parameters(load_model_config("starcoder2-3b")).total, 3030371328);
+  // Gemma 2B (HF num_parameters 2,506,172,416; tied, MQA, head_dim 256): embedding 256000 x 2048 =
+  // 524,288,000; per layer q/o 2 x 2048 x 2048 + k/v 2 x 2048 x 256 = 9,437,184, GeGLU 3 x 2048 x
+  // 16384 = 100,663,296, two norms 4,096; 18 layers 1,981,882,368; final norm 2,048.
+  EXPECT_EQ(count_parameters(load_model_config("gemma-2b")).total, 2506172416);
+  // Gemma 7B (8,537,680,896): embedding 256000 x 3072 = 786,432,000; per layer q/k/v/o 4 x 3072 x
+  // 4096 = 50,331,648, GeGLU 3 x 3072 x 24576 = 226,492,416, norms 6,144; 28 layers 7,751,245,824;
+  // final norm 3,072.
+  EXPECT_EQ(count_parameters(load_model_config("gemma-7b")).total, 8537680896);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

@@ -5,11 +5,11 @@
 namespace forma {
 
 // One spec per architecture, each in src/forma/model/arch/<type>.cpp.
-extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGptBigcode, kStarcoder2;
+extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGptBigcode, kStarcoder2, kGemma;
 
 const std::vector<const Architecture*>& all_architectures() {
-  static const std::vector<const Architecture*> registry = {&kLlama, &kMistral, &kQwen2, &kQwen3, &kMixtral, &kGpt2, &kGptBigcode,
-                                                                &kStarcoder2};
+  static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
+                                                            &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma};
   return registry;
 }
 

@@ -60,8 +60,8 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
   register_module("v_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
   register_module("o_proj", Linear(LinearOptions(q_width, c.hidden_size).bias(arch.o_bias(c))));
   if (c.qk_norm) {
-    q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps));
-    k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps));
+    q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
+    k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
   }
 }
 

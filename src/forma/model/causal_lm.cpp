@@ -46,7 +46,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&arch
   }
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(DecoderLayer(c, *arch_, i));
-  register_module("norm", Norm(arch_->norm, c.hidden_size, c.norm_eps));
+  register_module("norm", Norm(arch_->norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
@@ -55,6 +55,10 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   const int64_t start = cache ? cache->length() : 0;
   const int64_t count = input_ids.size(1);
   torch::Tensor x = call_child(*this, "embed_tokens", input_ids);  // [B, T, C]
+  if (config_.scale_embeddings) {
+    // HF Gemma: the scale is a tensor cast to the embedding's dtype first (bf16: sqrt(2048) = 45.25).
+    x = x * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options());
+  }
   if (inv_freq_.defined() && inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
   LayerInputs inputs;
   inputs.cache = cache;
@@ -193,7 +197,7 @@ void CausalLMImpl::init_weights(uint64_t seed) {
     if (ends_with(name, ".bias")) {
       p.zero_();
     } else if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight")) {
-      p.fill_(1.0);
+      continue;  // every Norm is reset to its identity below (weight 1, or 0 when it scales by 1 + w)
     } else {
       bool residual = architecture_for(config_).scaled_residual_init &&
                       (ends_with(name, "o_proj.weight") || ends_with(name, "down_proj.weight"));
@@ -201,6 +205,9 @@ void CausalLMImpl::init_weights(uint64_t seed) {
       values.normal_(0.0, residual ? residual_std : std_dev, generator);
       p.copy_(values);
     }
+  }
+  for (const auto& module : modules()) {
+    if (auto* norm = module->as<NormImpl>()) norm->reset_to_identity();
   }
 }
 

@@ -41,6 +41,8 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   // Generic features the specs (arch/*.cpp) switch on; modules read these, never model_type.
   bool qk_norm = false;              // RMSNorm over head_dim on each q and k head, before RoPE (qwen3)
+  bool norm_weight_offset = false;   // every norm scales by (1 + weight), weight initialised to 0 (gemma)
+  bool scale_embeddings = false;     // embeddings times sqrt(hidden_size) rounded to the model dtype (gemma)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -3,10 +3,10 @@
 namespace forma {
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index) {
-  input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps));
+  input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
   self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
   post_attention_layernorm_ =
-      register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps));
+      register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
   if (c.is_moe()) {
     register_module("block_sparse_moe", SparseMoe(c));
     moe_ = true;

@@ -1,5 +1,7 @@
 // RMSNorm (weight * x / sqrt(mean(x^2) + eps), computed in fp32 as HF does) or LayerNorm
-// (weight and bias), with HF's parameter names: "weight" and, for LayerNorm, "bias".
+// (weight and bias), with HF's parameter names: "weight" and, for LayerNorm, "bias". With
+// weight_offset (ModelConfig::norm_weight_offset, Gemma) the scale is (1 + weight), applied in fp32
+// before the cast back as HF's GemmaRMSNorm does, and the identity has weight 0.
 #pragma once
 #include <torch/torch.h>
 
@@ -9,15 +11,16 @@ namespace forma {
 
 class NormImpl : public torch::nn::Module {
  public:
-  NormImpl(NormKind kind, int64_t size, double eps);
+  NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset = false);
   torch::Tensor forward(const torch::Tensor& x);
-  void reset_to_identity();  // weight 1, bias 0 (HF init)
+  void reset_to_identity();  // weight 1 (0 with weight_offset), bias 0 (HF init)
 
   torch::Tensor weight, bias;
 
  private:
   NormKind kind_;
   double eps_;
+  bool weight_offset_;
 };
 TORCH_MODULE(Norm);
 
