@@ -2,9 +2,9 @@
 
 namespace forma {
 
-NormImpl::NormImpl(NormKind kind, int64_t size, double eps) : kind_(kind), eps_(eps) {
+NormImpl::NormImpl(NormKind kind, int64_t size, double eps, bool with_bias) : kind_(kind), eps_(eps) {
   weight = register_parameter("weight", torch::ones({size}));
-  if (kind == NormKind::LayerNorm) bias = register_parameter("bias", torch::zeros({size}));
+  if (kind == NormKind::LayerNorm && with_bias) bias = register_parameter("bias", torch::zeros({size}));
 }
 
 torch::Tensor NormImpl::forward(const torch::Tensor& x) {
@@ -12,6 +12,22 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   torch::Tensor x32 = x.to(torch::kFloat);
   torch::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (x32 * torch::rsqrt(variance + eps_)).to(x.scalar_type());
+}
+
+HeadNormsImpl::HeadNormsImpl(int64_t heads, int64_t dim, double eps) : eps_(eps) {
+  auto list = register_module("norms", torch::nn::ModuleList());
+  for (int64_t h = 0; h < heads; ++h) {
+    norms_.push_back(Norm(NormKind::LayerNorm, dim, eps, /*bias=*/false));
+    list->push_back(norms_.back());
+  }
+}
+
+torch::Tensor HeadNormsImpl::forward(const torch::Tensor& x) {
+  const int64_t heads = x.size(1), dim = x.size(-1);
+  std::vector<torch::Tensor> weights;
+  for (int64_t h = 0; h < heads; ++h) weights.push_back(norms_.at(static_cast<size_t>(head_offset + h))->weight);
+  torch::Tensor weight = torch::stack(weights).view({1, heads, 1, dim});
+  return torch::layer_norm(x, {dim}, {}, {}, eps_) * weight;
 }
 
 void NormImpl::reset_to_identity() {
