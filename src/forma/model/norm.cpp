@@ -24,9 +24,11 @@ HeadNormsImpl::HeadNormsImpl(int64_t heads, int64_t dim, double eps) : eps_(eps)
 
 torch::Tensor HeadNormsImpl::forward(const torch::Tensor& x) {
   const int64_t heads = x.size(1), dim = x.size(-1);
+  // Every norm takes part (the others with a zero gradient): under tensor parallelism each rank's
+  // gradients are summed over the ranks, which needs a defined gradient on every one.
   std::vector<torch::Tensor> weights;
-  for (int64_t h = 0; h < heads; ++h) weights.push_back(norms_.at(static_cast<size_t>(head_offset + h))->weight);
-  torch::Tensor weight = torch::stack(weights).view({1, heads, 1, dim});
+  for (const Norm& norm : norms_) weights.push_back(norm->weight);
+  torch::Tensor weight = torch::stack(weights).narrow(0, head_offset, heads).view({1, heads, 1, dim});
   return torch::layer_norm(x, {dim}, {}, {}, eps_) * weight;
 }
 
