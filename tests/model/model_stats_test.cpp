@@ -40,6 +40,15 @@ TEST(ModelStats, PublishedParameterCounts) {
   // 4096 = 50,331,648, GeGLU 3 x 3072 x 24576 = 226,492,416, norms 6,144; 28 layers 7,751,245,824;
   // final norm 3,072.
   EXPECT_EQ(count_parameters(load_model_config("gemma-7b")).total, 8537680896);
+  // phi-2 (HF num_parameters 2,779,683,840): embed 51200 x 2560 = 131,072,000; per layer q/k/v/dense
+  // 4 x 2560^2 + 4 x 2560 = 26,224,640, fc1/fc2 2 x 2560 x 10240 + 10240 + 2560 = 52,441,600, one
+  // LayerNorm 5,120: 78,671,360 x 32 = 2,517,483,520; final LayerNorm 5,120; lm_head with bias
+  // 131,072,000 + 51,200 = 131,123,200.
+  EXPECT_EQ(count_parameters(load_model_config("phi-2")).total, 2779683840);
+  // stablelm-2-1_6b, by hand from its config.json (the model card says 1.6B): embed and lm_head 100352 x 2048 = 205,520,896 each; per
+  // layer q/k/v/o 4 x 2048^2 + q/k/v bias 3 x 2048 = 16,783,360, gated MLP 3 x 2048 x 5632 =
+  // 34,603,008, two LayerNorms 8,192: 51,394,560 x 24 = 1,233,469,440; final LayerNorm 4,096.
+  EXPECT_EQ(count_parameters(load_model_config("stablelm-2-1_6b")).total, 1644515328);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

@@ -63,6 +63,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
     q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
     k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
   }
+  if (c.head_layernorm) {
+    q_layernorm_ = register_module("q_layernorm", HeadNorms(c.num_attention_heads, c.head_dim, c.norm_eps));
+    k_layernorm_ = register_module("k_layernorm", HeadNorms(c.num_key_value_heads, c.head_dim, c.norm_eps));
+  }
 }
 
 torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor& x) {
@@ -107,6 +111,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
   if (q_norm_) {  // per head, over head_dim, before RoPE
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
+  }
+  if (q_layernorm_) {  // per head, each its own weights, before RoPE
+    q = q_layernorm_->forward(q);
+    k = k_layernorm_->forward(k);
   }
   if (rope_) {
     q = apply_rope(q, inputs.rope);

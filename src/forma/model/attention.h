@@ -67,6 +67,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
                                    const torch::Tensor& mask) const;
   Norm q_norm_{nullptr}, k_norm_{nullptr};  // config.qk_norm
+  HeadNorms q_layernorm_{nullptr}, k_layernorm_{nullptr};  // config.head_layernorm
   int64_t head_dim_;
   int64_t layer_index_;
   bool rope_;

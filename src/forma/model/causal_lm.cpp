@@ -145,7 +145,7 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c, torch::ScalarType dtype) : conf
   model_ = register_module("model", Transformer(c));
   if (!c.tie_word_embeddings) {
     register_module("lm_head",
-                    torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+                    torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(c.lm_head_bias)));
   }
 }
 
@@ -196,7 +196,8 @@ void CausalLMImpl::init_weights(uint64_t seed) {
     torch::Tensor& p = item.value();
     if (ends_with(name, ".bias")) {
       p.zero_();
-    } else if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight")) {
+    } else if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight") ||
+               name.find("layernorm.norms.") != std::string::npos) {
       continue;  // every Norm is reset to its identity below (weight 1, or 0 when it scales by 1 + w)
     } else {
       bool residual = architecture_for(config_).scaled_residual_init &&

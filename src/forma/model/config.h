@@ -43,6 +43,14 @@ struct ModelConfig {
   bool qk_norm = false;              // RMSNorm over head_dim on each q and k head, before RoPE (qwen3)
   bool norm_weight_offset = false;   // every norm scales by (1 + weight), weight initialised to 0 (gemma)
   bool scale_embeddings = false;     // embeddings times sqrt(hidden_size) rounded to the model dtype (gemma)
+  // RoPE on the first rotary_dim() dims of each head only, the rest pass through (stablelm, phi).
+  double partial_rotary_factor = 1.0;
+  // h = x + attn(ln(x)) + mlp(ln(x)) from input_layernorm alone: no post_attention_layernorm (phi).
+  bool parallel_block = false;
+  bool lm_head_bias = false;         // phi
+  // A bias-free LayerNorm per q and k head, each head its own weights, before RoPE (stablelm's
+  // qk_layernorm; HF children q_layernorm.norms.{h}, k_layernorm.norms.{h}).
+  bool head_layernorm = false;
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;
@@ -62,6 +70,8 @@ struct ModelConfig {
   // The window of one layer (0: full causal).
   int64_t layer_window(int64_t layer) const;
   bool is_moe() const { return num_local_experts > 0; }
+  // HF's int(head_dim * partial_rotary_factor).
+  int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
 };
 
 // Parses a config.json object; `source` names it in errors. Throws forma::Error naming the source

@@ -10,13 +10,22 @@ namespace {
 
 // The scaling keys of transformers 4's rope_scaling and of transformers 5's rope_parameters (which
 // also holds rope_theta). `where` names the object in errors.
-void read_rope_object(const json& j, const std::string& where, ModelConfig& c) {
+void read_partial_rotary(FieldReader& r, const std::string& where, bool supported, ModelConfig& c) {
+  if (!r.has("partial_rotary_factor")) return;
+  const double partial = r.number("partial_rotary_factor", 1.0);
+  check(partial == 1.0 || supported,
+        "{}: field '{}partial_rotary_factor' ({}): partial rotary is not supported for model_type '{}'", c.source,
+        where, partial, c.model_type);
+  check(partial > 0.0 && partial <= 1.0, "{}: field '{}partial_rotary_factor' ({}) must be in (0, 1]", c.source,
+        where, partial);
+  c.partial_rotary_factor = partial;
+}
+
+void read_rope_object(const json& j, const std::string& where, bool partial_rotary, ModelConfig& c) {
   check(j.is_object(), "{}: field '{}' must be an object or null", c.source, where);
   FieldReader r(j, c.source + " " + where);
   c.rope_theta = r.number("rope_theta", c.rope_theta);
-  const double partial = r.number("partial_rotary_factor", 1.0);
-  check(partial == 1.0, "{}: field '{}.partial_rotary_factor' ({}): partial rotary is not supported for model_type '{}'",
-        c.source, where, partial, c.model_type);
+  read_partial_rotary(r, where + ".", partial_rotary, c);
   RopeScaling s;
   // Older configs spell the kind "type" instead of "rope_type".
   s.rope_type = r.string("rope_type", r.string("type", "default"));
@@ -90,9 +99,10 @@ void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig
   c.rope_theta = r.number("rope_theta", d.rope_theta);
   // transformers 4: rope_theta + rope_scaling; transformers 5: rope_parameters holding both.
   json scaling = r.take("rope_scaling");
-  if (!scaling.is_null()) read_rope_object(scaling, "rope_scaling", c);
+  if (!scaling.is_null()) read_rope_object(scaling, "rope_scaling", d.partial_rotary, c);
   json parameters = r.take("rope_parameters");
-  if (!parameters.is_null()) read_rope_object(parameters, "rope_parameters", c);
+  if (!parameters.is_null()) read_rope_object(parameters, "rope_parameters", d.partial_rotary, c);
+  read_partial_rotary(r, "", d.partial_rotary, c);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", d.tie_word_embeddings);
 }
 
@@ -119,6 +129,7 @@ void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json
   } else {
     j["rope_scaling"] = nullptr;
   }
+  if (c.partial_rotary_factor != 1.0) j["partial_rotary_factor"] = c.partial_rotary_factor;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   write_special_tokens(c, j);
 }

@@ -89,11 +89,13 @@ struct StandardDefaults {
   int64_t bos, eos;        // -1: null
   bool tie_word_embeddings;
   const char* norm_eps_key = "rms_norm_eps";
+  bool partial_rotary = false;  // partial_rotary_factor != 1 accepted (the spec supports it), else refused
 };
 
 // Reads the shared fields under HF's usual names: sizes, heads, head_dim, hidden_act, positions,
 // the norm epsilon (defaults.norm_eps_key), RoPE in both spellings (transformers 4's rope_theta +
-// rope_scaling, transformers 5's rope_parameters), sliding_window, tie_word_embeddings, bos/eos.
+// rope_scaling, transformers 5's rope_parameters), sliding_window, tie_word_embeddings, bos/eos,
+// partial_rotary_factor (top level in transformers 4, inside rope_parameters in transformers 5).
 void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig& c);
 // Writes them back (transformers 4 spelling of RoPE, which transformers 5 reads too).
 void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, nlohmann::json& j);

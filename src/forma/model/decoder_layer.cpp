@@ -5,8 +5,11 @@ namespace forma {
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index) {
   input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
   self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
-  post_attention_layernorm_ =
-      register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+  parallel_ = c.parallel_block;
+  if (!parallel_) {
+    post_attention_layernorm_ =
+        register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+  }
   if (c.is_moe()) {
     register_module("block_sparse_moe", SparseMoe(c));
     moe_ = true;
@@ -16,6 +19,11 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arc
 }
 
 LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
+  if (parallel_) {  // phi: both blocks read the same normed x; HF's sum order (attn + mlp) + x
+    torch::Tensor normed = input_layernorm_->forward(x);
+    torch::Tensor attn = self_attn_->forward(normed, inputs);
+    return {attn + mlp_->forward(normed) + x, torch::Tensor()};
+  }
   torch::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), inputs);
   torch::Tensor normed = post_attention_layernorm_->forward(h);
   if (moe_) {

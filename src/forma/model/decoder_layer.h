@@ -1,4 +1,5 @@
-// One pre-norm decoder layer: h = x + attn(norm1(x)); out = h + mlp(norm2(h)), with HF's child
+// One pre-norm decoder layer: h = x + attn(norm1(x)); out = h + mlp(norm2(h)) (or, with
+// config.parallel_block, out = x + attn(norm1(x)) + mlp(norm1(x))), with HF's child
 // names (self_attn, input_layernorm, post_attention_layernorm, and mlp or block_sparse_moe).
 #pragma once
 #include <torch/torch.h>
@@ -23,6 +24,7 @@ class DecoderLayerImpl : public torch::nn::Module {
   Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
   Attention self_attn_{nullptr};
   Mlp mlp_{nullptr};
+  bool parallel_ = false;  // x + attn(norm1(x)) + mlp(norm1(x)): no post_attention_layernorm
   bool moe_ = false;  // the block is called by name ("block_sparse_moe"): it may be replaced
 };
 TORCH_MODULE(DecoderLayer);

@@ -2,10 +2,10 @@
 
 namespace forma {
 
-NormImpl::NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset)
+NormImpl::NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset, bool with_bias)
     : kind_(kind), eps_(eps), weight_offset_(weight_offset) {
   weight = register_parameter("weight", weight_offset ? torch::zeros({size}) : torch::ones({size}));
-  if (kind == NormKind::LayerNorm) bias = register_parameter("bias", torch::zeros({size}));
+  if (kind == NormKind::LayerNorm && with_bias) bias = register_parameter("bias", torch::zeros({size}));
 }
 
 torch::Tensor NormImpl::forward(const torch::Tensor& x) {
@@ -18,6 +18,24 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   // Gemma multiplies in fp32 and casts after (HF GemmaRMSNorm); Llama casts, then multiplies.
   if (weight_offset_) return (normed * (1.0 + weight.to(torch::kFloat))).to(x.scalar_type());
   return weight * normed.to(x.scalar_type());
+}
+
+HeadNormsImpl::HeadNormsImpl(int64_t heads, int64_t dim, double eps) : eps_(eps) {
+  auto list = register_module("norms", torch::nn::ModuleList());
+  for (int64_t h = 0; h < heads; ++h) {
+    norms_.push_back(Norm(NormKind::LayerNorm, dim, eps, /*weight_offset=*/false, /*with_bias=*/false));
+    list->push_back(norms_.back());
+  }
+}
+
+torch::Tensor HeadNormsImpl::forward(const torch::Tensor& x) {
+  const int64_t heads = x.size(1), dim = x.size(-1);
+  // Every norm takes part (the others with a zero gradient): under tensor parallelism each rank's
+  // gradients are summed over the ranks, which needs a defined gradient on every one.
+  std::vector<torch::Tensor> weights;
+  for (const Norm& norm : norms_) weights.push_back(norm->weight);
+  torch::Tensor weight = torch::stack(weights).narrow(0, head_offset, heads).view({1, heads, 1, dim});
+  return torch::layer_norm(x, {dim}, {}, {}, eps_) * weight;
 }
 
 void NormImpl::reset_to_identity() {

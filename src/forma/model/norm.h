@@ -11,7 +11,8 @@ namespace forma {
 
 class NormImpl : public torch::nn::Module {
  public:
-  NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset = false);
+  // weight_offset: scales by (1 + weight) (gemma); with_bias: LayerNorm only.
+  NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset = false, bool with_bias = true);
   torch::Tensor forward(const torch::Tensor& x);
   void reset_to_identity();  // weight 1 (0 with weight_offset), bias 0 (HF init)
 
@@ -23,5 +24,21 @@ class NormImpl : public torch::nn::Module {
   bool weight_offset_;
 };
 TORCH_MODULE(Norm);
+
+// One LayerNorm without bias per head (HF's StableLmLayerNormPerHead, children norms.{h}) on
+// x [B, H, T, D]. Under tensor parallelism every rank holds all the norms and applies those of
+// its own heads, from head_offset on (the others get no gradient there).
+class HeadNormsImpl : public torch::nn::Module {
+ public:
+  HeadNormsImpl(int64_t heads, int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  int64_t head_offset = 0;
+
+ private:
+  std::vector<Norm> norms_;
+  double eps_;
+};
+TORCH_MODULE(HeadNorms);
 
 }  // namespace forma

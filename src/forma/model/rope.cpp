@@ -30,7 +30,7 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 }  // namespace
 
 torch::Tensor rope_inv_freq(const ModelConfig& config) {
-  const int64_t dim = config.head_dim;
+  const int64_t dim = config.rotary_dim();  // partial rotary: only these dims rotate
   // Same fp32 arithmetic as HF: arange(0, D, 2).float() / D, then theta ** that.
   torch::Tensor exponent = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat) / static_cast<float>(dim);
   torch::Tensor inv_freq = 1.0 / torch::pow(static_cast<float>(config.rope_theta), exponent);
@@ -57,6 +57,11 @@ RopeTables rope_tables_at(const torch::Tensor& inv_freq, const torch::Tensor& po
 }
 
 torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
+  const int64_t rotary = tables.cos.size(-1);
+  if (rotary < x.size(-1)) {  // partial rotary (HF: q_rot, q_pass): the first dims rotate, the rest pass
+    torch::Tensor rotated = apply_rope(x.narrow(-1, 0, rotary), tables);
+    return torch::cat({rotated, x.narrow(-1, rotary, x.size(-1) - rotary)}, -1);
+  }
   torch::Tensor cos = tables.cos.to(x.scalar_type());
   torch::Tensor sin = tables.sin.to(x.scalar_type());
   return x * cos + rotate_half(x) * sin;

@@ -8,7 +8,7 @@
 
 namespace forma {
 
-// [head_dim / 2] fp32, after any rope_scaling.
+// [rotary_dim / 2] fp32 (rotary_dim = head_dim unless partial rotary), after any rope_scaling.
 torch::Tensor rope_inv_freq(const ModelConfig& config);
 
 struct RopeTables {
@@ -20,7 +20,8 @@ RopeTables rope_tables(const torch::Tensor& inv_freq, int64_t start, int64_t cou
 // Tables for arbitrary integer positions [...] (e.g. [B, 1, T] per batch row) -> [..., D].
 RopeTables rope_tables_at(const torch::Tensor& inv_freq, const torch::Tensor& positions);
 
-// x [B, H, T, D] rotated by cos/sin [T, D] (or [B, 1, T, D]): x * cos + rotate_half(x) * sin.
+// x [B, H, T, D] rotated by cos/sin [T, R] (or [B, 1, T, R]): x * cos + rotate_half(x) * sin on the
+// first R dims; with R < D (partial rotary) the other D - R dims pass unchanged.
 torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
 
 }  // namespace forma

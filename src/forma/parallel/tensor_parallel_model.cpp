@@ -111,6 +111,15 @@ void shard_attention(Sharder& s, const TensorParallelPlan& plan, const std::stri
   s.column(attn, "k_proj", input);
   s.column(attn, "v_proj", input);
   s.row(attn, "o_proj", plan.sequence_parallel);
+  // Per-head norms (config.head_layernorm) stay whole: each rank applies those of its heads.
+  for (const char* norms : {"q_layernorm", "k_layernorm"}) {
+    if (!s.has(attn + "." + norms)) continue;
+    auto* head_norms = dynamic_cast<HeadNormsImpl*>(s.module(attn + "." + norms).get());
+    check(head_norms != nullptr, "tensor parallel: '{}.{}' is not a per-head norm", attn, norms);
+    const char* proj = norms[0] == 'q' ? ".q_proj.weight" : ".k_proj.weight";
+    head_norms->head_offset =
+        piece_range(plan.shards.at(attn + proj), plan.size, plan.rank).start / plan.config.head_dim;
+  }
 }
 
 void shard_feed_forward(Sharder& s, const TensorParallelPlan& plan, const std::string& layer) {
@@ -171,10 +180,10 @@ void shard_vocabulary(Sharder& s, TensorParallelPlan& plan, CausalLM& model) {
   check(s.lora("lm_head") == nullptr, "tensor parallel: LoRA on lm_head is not supported (the vocabulary-parallel "
         "head takes no adapter): leave lm_head out of lora.target_modules, or list it in lora.modules_to_save");
   auto& head = s.linear("", "lm_head");
-  check(!head.bias.defined(), "tensor parallel: an lm_head with a bias is not supported");
+  // A bias (phi) splits with the vocabulary rows.
+  torch::Tensor bias = head.bias.defined() ? s.piece(head.bias, s.planned("lm_head.bias", 0)) : torch::Tensor();
   model->replace_module("lm_head", std::make_shared<ColumnParallelLinearImpl>(
-                                       s.piece(head.weight, s.planned("lm_head.weight", 0)), torch::Tensor(), input,
-                                       valid));
+                                       s.piece(head.weight, s.planned("lm_head.weight", 0)), bias, input, valid));
 }
 
 }  // namespace forma::parallel::tensor_parallel_model_detail

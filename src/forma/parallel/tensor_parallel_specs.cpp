@@ -65,6 +65,15 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
       specs[attn + ".q_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
       specs[attn + ".k_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
     }
+    if (c.head_layernorm) {
+      // Every head's norm on every rank, each rank applying its own heads' (HeadNorms::head_offset).
+      for (int64_t h = 0; h < c.num_attention_heads; ++h) {
+        specs[attn + ".q_layernorm.norms." + std::to_string(h) + ".weight"] = ShardSpec{-1, 0, tp, tp > 1};
+      }
+      for (int64_t h = 0; h < c.num_key_value_heads; ++h) {
+        specs[attn + ".k_layernorm.norms." + std::to_string(h) + ".weight"] = ShardSpec{-1, 0, tp, tp > 1};
+      }
+    }
     // Row-parallel: input features split; the bias stays whole (added after the reduction).
     specs[attn + ".o_proj.weight"] = detail::split_columns(c.num_attention_heads * c.head_dim);
     if (!c.is_moe()) {
@@ -90,7 +99,7 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
   }
   specs["model.embed_tokens.weight"] = detail::split_rows(c.vocab_size);
   // Tied: the output projection reads the embedding's shard and has no parameter of its own.
-  if (!c.tie_word_embeddings) specs["lm_head.weight"] = detail::split_rows(c.vocab_size);
+  if (!c.tie_word_embeddings) detail::column(specs, "lm_head", detail::split_rows(c.vocab_size), c.lm_head_bias);
   return specs;
 }
 
