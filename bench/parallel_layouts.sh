@@ -20,7 +20,7 @@ run() {  # NAME PROCESSES EXTRA-ARGS...: prints NAME and the bench's JSON line
   if [ "$processes" = 1 ]; then
     line=$("$forma" bench train "${common[@]}" --set training.threads=2 "$@" | tail -1)
   else
-    line=$("$forma" launch --nproc-per-node "$processes" --master-port 29731 -- forma bench train "${common[@]}" \
+    line=$("$forma" launch --nproc-per-node "$processes" -- forma bench train "${common[@]}" \
       --set training.threads=1 "$@" | grep '^\[rank 0\] {' | sed 's/^\[rank 0\] //')
   fi
   echo "$name	$line"

@@ -25,7 +25,6 @@ void run_dp(const std::string& data, const std::string& out, ParallelRun run, bo
     first.flags = {"--stop-after", "10"};
     auto part1 = run_parallel_training(data, out, first);
     ASSERT_EQ(part1.exit_code, 0) << part1.output;
-    run.master_port += 1;
     run.flags = {"--resume"};
   }
   auto r = run_parallel_training(data, out, run);
@@ -38,13 +37,13 @@ void run_dp(const std::string& data, const std::string& out, ParallelRun run, bo
 
 // One process runs 20 steps straight, and so do dp=2 and dp=2 with ZeRO-1, or they stop after step
 // 10 and resume when `resume`. Returns the scratch folder.
-std::string expect_dp_and_zero_follow_one_process(const std::string& model, int port, bool resume) {
+std::string expect_dp_and_zero_follow_one_process(const std::string& model, bool resume) {
   auto dir = scratch_dir();
   auto data = write_pattern_dataset(dir);
   auto single = run_parallel_training(data, dir + "/single", {model, 1, 0, {}, {}});
   EXPECT_EQ(single.exit_code, 0) << single.output;
-  run_dp(data, dir + "/dp", {model, 2, port, {"parallel.data_parallel=2"}, {}}, resume);
-  run_dp(data, dir + "/zero", {model, 2, port + 2, {"parallel.zero_stage=1"}, {}}, resume);
+  run_dp(data, dir + "/dp", {model, 2, 0, {"parallel.data_parallel=2"}, {}}, resume);
+  run_dp(data, dir + "/zero", {model, 2, 0, {"parallel.zero_stage=1"}, {}}, resume);
 
   auto want = logged_steps(dir + "/single/metrics.jsonl");
   EXPECT_EQ(want.size(), 20u);
@@ -66,7 +65,7 @@ std::string expect_dp_and_zero_follow_one_process(const std::string& model, int 
 }
 
 TEST(DataParallelTrain, LlamaDp2AndZero1FollowOneProcessThroughResume) {
-  auto dir = expect_dp_and_zero_follow_one_process("llama", 29641, /*resume=*/true);
+  auto dir = expect_dp_and_zero_follow_one_process("llama", /*resume=*/true);
   // The ZeRO-1 checkpoint holds the whole optimizer state: one process resumes it on the same curve.
   auto data = dir + "/pattern";
   auto single = run_parallel_training(data, dir + "/from-zero",
@@ -82,13 +81,13 @@ TEST(DataParallelTrain, LlamaDp2AndZero1FollowOneProcessThroughResume) {
 }
 
 TEST(DataParallelTrain, MixtralDp2AndZero1FollowOneProcess) {
-  expect_dp_and_zero_follow_one_process("mixtral", 29645, /*resume=*/false);
+  expect_dp_and_zero_follow_one_process("mixtral", /*resume=*/false);
 }
 
 TEST(DataParallelTrain, BadParallelSectionIsAnErrorNamingIt) {
   // (recipe_test and layout_test check the other refusals in-process.)
   auto dir = scratch_dir();
-  auto three = run_parallel_training(dir + "/none", dir + "/x", {"llama", 2, 29649, {"parallel.data_parallel=3"}, {}});
+  auto three = run_parallel_training(dir + "/none", dir + "/x", {"llama", 2, 0, {"parallel.data_parallel=3"}, {}});
   EXPECT_EQ(three.exit_code, 1) << three.output;
   // Every rank refuses the recipe, but only rank 0's message is certain to appear: the launcher stops
   // the others as soon as one rank fails.

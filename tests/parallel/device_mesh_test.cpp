@@ -81,7 +81,7 @@ TEST(MeshWorker, CollectivesOverEachDimension) {
 TEST(DeviceMesh, FourLaunchedWorkersAgree) {
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::string cmd = "FORMA_MESH_WORKER=1 " + forma::test::forma_binary() +
-                    " launch --nproc-per-node 4 --master-port 29623 -- " + self + " --gtest_filter=MeshWorker.*";
+                    " launch --nproc-per-node 4 -- " + self + " --gtest_filter=MeshWorker.*";
   auto r = forma::test::run_command(cmd);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   const std::string& out = r.output;

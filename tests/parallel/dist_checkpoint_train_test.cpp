@@ -1,7 +1,7 @@
 // Distributed checkpoints in real runs under `forma launch` on loopback: a run saved under dp=2 with
 // ZeRO-1 resumes under tp=2, which saves again and resumes in one process, all on the learning
 // curve of one process that never stopped; a tp=2 checkpoint, merged, generates in one process what
-// the one-process run's checkpoint generates. Ports 29690-29699.
+// the one-process run's checkpoint generates.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -46,7 +46,7 @@ TEST(DistCheckpointTrain, Dp2ZeroSavedResumesUnderTp2ThenInOneProcess) {
 
   // dp=2 with ZeRO-1 to step 10: data-parallel rank 0 writes the gathered state.
   auto dp = test::run_parallel_training(data, dir + "/dp",
-                                        {"llama", 2, 29690, {"parallel.data_parallel=2", "parallel.zero_stage=1"},
+                                        {"llama", 2, 0, {"parallel.data_parallel=2", "parallel.zero_stage=1"},
                                          {"--stop-after", "10"}});
   ASSERT_EQ(dp.exit_code, 0) << dp.output;
   const std::string dp_ckpt = dir + "/dp/checkpoints/step-0000010";
@@ -57,7 +57,7 @@ TEST(DistCheckpointTrain, Dp2ZeroSavedResumesUnderTp2ThenInOneProcess) {
 
   // tp=2 resumes it (each rank reading its halves), runs to step 15 and saves in pieces.
   auto tp = test::run_parallel_training(data, dir + "/tp",
-                                        {"llama", 2, 29691, {"parallel.tensor_parallel=2"},
+                                        {"llama", 2, 0, {"parallel.tensor_parallel=2"},
                                          {"--resume", dp_ckpt, "--stop-after", "15"}});
   ASSERT_EQ(tp.exit_code, 0) << tp.output;
   EXPECT_NE(tp.output.find("resumed from " + dp_ckpt + " at step 10"), std::string::npos) << tp.output;
@@ -88,7 +88,7 @@ TEST(DistCheckpointTrain, Tp2CheckpointMergedGeneratesAsTheOneProcessModel) {
   auto single = test::run_parallel_training(data, dir + "/single", {"mixtral", 1, 0, {}, {}});
   ASSERT_EQ(single.exit_code, 0) << single.output;
   auto tp = test::run_parallel_training(
-      data, dir + "/tp", {"mixtral", 2, 29692, {"parallel.tensor_parallel=2", "parallel.sequence_parallel=true"}, {}});
+      data, dir + "/tp", {"mixtral", 2, 0, {"parallel.tensor_parallel=2", "parallel.sequence_parallel=true"}, {}});
   ASSERT_EQ(tp.exit_code, 0) << tp.output;
   test::expect_same_curve(test::logged_steps(dir + "/tp/metrics.jsonl"),
                           test::logged_steps(dir + "/single/metrics.jsonl"), "mixtral tp=2 sequence_parallel");

@@ -1,6 +1,9 @@
 // Starts the real forma binary as a launcher of small shell workers.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -78,6 +81,49 @@ TEST(Launcher, BadOptionsAreNamed) {
   EXPECT_NE(r.output.find("--node-rank"), std::string::npos) << r.output;
 }
 
+// Node 0's launcher hosts the rendezvous store. Two runs started together on the default port each
+// get a free one (a fixed port shared by two test runs once failed CI with EADDRINUSE).
+TEST(Launcher, ConcurrentRunsOnTheDefaultPortGetDifferentFreePorts) {
+  const std::string dir = forma::test::scratch_dir();
+  const std::string launch = "'" + forma::test::forma_binary() + "' launch --nproc-per-node 2 -- sh -c " +
+                             "'echo port $MASTER_PORT hosted $FORMA_STORE_HOSTED; sleep 1'";
+  auto r = forma::test::run_command("(" + launch + " > " + dir + "/a.log 2>&1 & " + launch + " > " + dir +
+                                    "/b.log 2>&1; wait $!)");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::regex port_line(R"(\[rank 1\] port (\d+) hosted 1)");
+  std::smatch a, b;
+  std::string a_log = forma::read_file(dir + "/a.log"), b_log = forma::read_file(dir + "/b.log");
+  ASSERT_TRUE(std::regex_search(a_log, a, port_line)) << a_log;
+  ASSERT_TRUE(std::regex_search(b_log, b, port_line)) << b_log;
+  EXPECT_GT(std::stoi(a[1]), 0);
+  EXPECT_NE(a[1].str(), b[1].str());
+  EXPECT_NE(a_log.find("master 127.0.0.1:" + a[1].str() + ")"), std::string::npos) << a_log;
+}
+
+TEST(Launcher, BusyMasterPortIsNamedBeforeAnyWorkerStarts) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  auto r = run("--nproc-per-node 2 --master-port " + std::to_string(port) + " -- echo started");
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--master-port " + std::to_string(port) + ": the rendezvous store cannot listen"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("started"), std::string::npos) << r.output;
+  // Port 0 (any free one) is for one node: the other nodes could not know it.
+  auto multi = run("--nnodes 2 --master-port 0 -- true");
+  EXPECT_EQ(multi.exit_code, 1) << multi.output;
+  EXPECT_NE(multi.output.find("--master-port 0 (any free port) needs --nnodes 1"), std::string::npos) << multi.output;
+}
+
 TEST(Launcher, TooManyWorkersAreRefusedBeforeStarting) {
   // Used to fork for over a minute, ignoring SIGTERM meanwhile.
   auto r = run("--nproc-per-node 100000 -- true");
@@ -122,6 +168,9 @@ TEST(Launcher, WorkersStartedBeforeAFailedStartAreStopped) {
     ::close(report[0]);
     forma::parallel::LaunchOptions o;
     o.nproc_per_node = 4;
+    // Node 1 of 2: node 0 would host the rendezvous store, whose sockets would shift the count below.
+    o.nnodes = 2;
+    o.node_rank = 1;
     o.kill_grace_seconds = 5;
     o.command = {"sh", "-c", "echo $$ > " + dir + "/pid_$LOCAL_RANK; exec sleep 60"};
     // Each start waits until the previous worker wrote its pid, so the test knows every started one.

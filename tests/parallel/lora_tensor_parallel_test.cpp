@@ -70,9 +70,9 @@ TEST(LoraTensorParallelTrain, FollowsOneProcessAndWritesTheSameAdapter) {
     ParallelRun run;
   };
   std::vector<Layout> layouts{
-      {"tp=2", {"llama", 2, 29801, with(kLora, {kTp2}), {}}},
+      {"tp=2", {"llama", 2, 0, with(kLora, {kTp2}), {}}},
       {"dp=2 x tp=2 sequence_parallel zero_stage=1",
-       {"llama", 4, 29802,
+       {"llama", 4, 0,
         with(kLora, {kTp2, "parallel.data_parallel=2", "parallel.sequence_parallel=true", "parallel.zero_stage=1"}),
         {}}},
   };
@@ -96,7 +96,7 @@ TEST(LoraTensorParallelTrain, ResumesAcrossLayouts) {
   ASSERT_EQ(want.size(), 20u);
 
   // tp=2 stops after step 10; one process continues its checkpoint.
-  auto tp_first = run_parallel_training(data, dir + "/tp", {"llama", 2, 29805, with(kLora, {kTp2}), {"--stop-after", "10"}});
+  auto tp_first = run_parallel_training(data, dir + "/tp", {"llama", 2, 0, with(kLora, {kTp2}), {"--stop-after", "10"}});
   ASSERT_EQ(tp_first.exit_code, 0) << tp_first.output;
   auto to_one = run_parallel_training(data, dir + "/tp-to-one",
                                       {"llama", 1, 0, kLora, {"--resume", dir + "/tp/checkpoints/step-0000010"}});
@@ -108,7 +108,7 @@ TEST(LoraTensorParallelTrain, ResumesAcrossLayouts) {
   ASSERT_EQ(one_first.exit_code, 0) << one_first.output;
   expect_same_adapter(adapter_file(dir + "/tp", 10), adapter_file(dir + "/one", 10), 1e-5);
   auto to_tp = run_parallel_training(data, dir + "/one-to-tp",
-                                     {"llama", 2, 29806, with(kLora, {kTp2}),
+                                     {"llama", 2, 0, with(kLora, {kTp2}),
                                       {"--resume", dir + "/one/checkpoints/step-0000010"}});
   ASSERT_EQ(to_tp.exit_code, 0) << to_tp.output;
   expect_resumed_on_curve(dir + "/one-to-tp/metrics.jsonl", want, "one process -> tp=2");
@@ -133,7 +133,7 @@ TEST(LoraTensorParallelTrain, ResumesAcrossLayouts) {
   }
   EXPECT_EQ(adapters, 14 * 2 * 4);  // 14 layers: A and B, each with exp_avg, exp_avg_sq and step
   auto from_resharded = run_parallel_training(data, dir + "/resharded-tp",
-                                              {"llama", 2, 29810, with(kLora, {kTp2}), {"--resume", dir + "/resharded"}});
+                                              {"llama", 2, 0, with(kLora, {kTp2}), {"--resume", dir + "/resharded"}});
   ASSERT_EQ(from_resharded.exit_code, 0) << from_resharded.output;
   expect_resumed_on_curve(dir + "/resharded-tp/metrics.jsonl", want, "resharded one process -> tp=2");
 }
@@ -148,7 +148,7 @@ TEST(LoraTensorParallelTrain, DropoutDrawsTheOneProcessMasks) {
   auto sets = with(kLora, {"lora.dropout=0.2"});
   auto single = run_parallel_training(data, dir + "/single", {"llama", 1, 0, sets, {}});
   ASSERT_EQ(single.exit_code, 0) << single.output;
-  auto tp = run_parallel_training(data, dir + "/tp", {"llama", 2, 29811, with(sets, {kTp2, "parallel.sequence_parallel=true"}), {}});
+  auto tp = run_parallel_training(data, dir + "/tp", {"llama", 2, 0, with(sets, {kTp2, "parallel.sequence_parallel=true"}), {}});
   ASSERT_EQ(tp.exit_code, 0) << tp.output;
   expect_same_curve(logged_steps(dir + "/tp/metrics.jsonl"), logged_steps(dir + "/single/metrics.jsonl"),
                     "LoRA dropout tp=2 sequence_parallel");
@@ -157,7 +157,7 @@ TEST(LoraTensorParallelTrain, DropoutDrawsTheOneProcessMasks) {
 TEST(LoraTensorParallelTrain, AnAdapterOnTheVocabularyParallelHeadIsRefusedByName) {
   auto dir = scratch_dir();
   auto data = write_pattern_dataset(dir);
-  auto r = run_parallel_training(data, dir + "/tp", {"llama", 2, 29807,
+  auto r = run_parallel_training(data, dir + "/tp", {"llama", 2, 0,
                                                      {"lora.r=4", "lora.target_modules=[q_proj, lm_head]", kTp2}, {}});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("LoRA on lm_head is not supported"), std::string::npos) << r.output;
@@ -188,9 +188,9 @@ TEST(SftTensorParallel, PackedTp2FollowsOneProcess) {
   ASSERT_EQ(single.exit_code, 0) << single.output;
   auto want = logged_steps(dir + "/single/metrics.jsonl");
   ASSERT_EQ(want.size(), 20u);
-  for (auto [name, port, sp] : {std::tuple{"tp", 29808, "parallel.sequence_parallel=false"},
-                               std::tuple{"tp-sp", 29809, "parallel.sequence_parallel=true"}}) {
-    auto r = run_parallel_training(data, dir + "/" + name, {"llama", 2, port, {packing, kTp2, sp}, {}});
+  for (auto [name, sp] : {std::pair{"tp", "parallel.sequence_parallel=false"},
+                         std::pair{"tp-sp", "parallel.sequence_parallel=true"}}) {
+    auto r = run_parallel_training(data, dir + "/" + name, {"llama", 2, 0, {packing, kTp2, sp}, {}});
     ASSERT_EQ(r.exit_code, 0) << name << "\n" << r.output;
     expect_same_curve(logged_steps(dir + "/" + name + "/metrics.jsonl"), want, std::string("SFT ") + name);
     expect_same_curve(logged_steps(dir + "/" + name + "/metrics.jsonl", true),

@@ -15,8 +15,9 @@ std::string training_command(const std::string& data, const std::string& out, co
     args.insert(args.end(), launch_flags.begin(), launch_flags.end());
     args.insert(args.end(), {"--", "forma"});
   } else if (run.processes > 1) {
-    args = {"launch", "--nproc-per-node", std::to_string(run.processes), "--master-port",
-            std::to_string(run.master_port), "--", "forma"};
+    args = {"launch", "--nproc-per-node", std::to_string(run.processes)};
+    if (run.master_port != 0) args.insert(args.end(), {"--master-port", std::to_string(run.master_port)});
+    args.insert(args.end(), {"--", "forma"});
   }
   args.insert(args.end(), {"train", "--config", tiny_recipe_path()});
   std::vector<std::string> sets{"model.path=" + fixture("hf-tiny/" + run.model + "/config.json"),

@@ -12,7 +12,7 @@ namespace forma::test {
 struct ParallelRun {
   std::string model;                // fixture folder under hf-tiny
   int processes = 1;
-  int master_port = 0;
+  int master_port = 0;              // 0: the launcher's default, any free port
   std::vector<std::string> sets;    // extra --set arguments
   std::vector<std::string> flags;   // extra forma train flags
 };

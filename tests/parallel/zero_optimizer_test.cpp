@@ -135,7 +135,7 @@ TEST(GradBuckets, PlanKeepsParametersWholeAndPadsToShards) {
 TEST(DataParallelOptimizers, TwoLaunchedWorkersMatchAdamW) {
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::string cmd = "FORMA_ZERO_WORKER=1 " + forma::test::forma_binary() +
-                    " launch --nproc-per-node 2 --master-port 29651 -- " + self +
+                    " launch --nproc-per-node 2 -- " + self +
                     " --gtest_filter=ZeroWorker.*";
   auto r = forma::test::run_command(cmd);
   EXPECT_EQ(r.exit_code, 0) << r.output;

@@ -12,7 +12,9 @@ forma::cli::CommandRegistration reg(90, [](CLI::App& app) {
   cmd->add_option("--nnodes", opts->nnodes, "number of nodes")->capture_default_str();
   cmd->add_option("--node-rank", opts->node_rank, "rank of this node, 0 .. nnodes-1")->capture_default_str();
   cmd->add_option("--master-addr", opts->master_addr, "address of node 0 (the TCPStore host)")->capture_default_str();
-  cmd->add_option("--master-port", opts->master_port, "port of the TCPStore on node 0")->capture_default_str();
+  cmd->add_option("--master-port", opts->master_port,
+                  "port of the rendezvous store on node 0 (default: any free port on one node, 29500 with --nnodes > 1; "
+                  "0: any free port)");
   cmd->add_option("--log-dir", opts->log_dir, "write each worker's output to DIR/rank_<R>.log too");
   cmd->add_option("--kill-grace", opts->kill_grace_seconds,
                   "seconds between SIGTERM and SIGKILL when a worker failed")->capture_default_str();

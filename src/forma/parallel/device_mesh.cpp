@@ -1,4 +1,5 @@
 #include "forma/parallel/device_mesh.h"
+#include <atomic>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -65,12 +66,16 @@ DeviceMesh::DeviceMesh(const DistEnv& env, const MeshShape& shape, std::chrono::
         shape.pp, shape.dp, shape.cp, shape.tp, shape.world(), env.world_size, env.source);
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<uint16_t>(env.master_port);
-  opts.isServer = env.rank == 0;
+  opts.isServer = env.rank == 0 && !env.store_hosted;
   opts.numWorkers = static_cast<size_t>(env.world_size);
   opts.waitWorkers = false;
   opts.timeout = timeout;
   try {
-    store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    // A launcher's store outlives the meshes of a process, so each mesh keeps its keys apart; every
+    // rank builds its meshes in the same order, so the n-th meshes of all ranks share a prefix.
+    static std::atomic<int> meshes_built{0};
+    store_ = c10::make_intrusive<c10d::PrefixStore>(fmt::format("mesh{}/", meshes_built++),
+                                                    c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts));
   } catch (const std::exception& e) {
     const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
     fail("rendezvous at {}:{} failed: {}", env.master_addr, env.master_port,

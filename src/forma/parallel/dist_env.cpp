@@ -55,6 +55,7 @@ DistEnv detect_dist_env(const EnvLookup& getenv_fn) {
     out.master_port = parse_int("MASTER_PORT", port, 1);
     check(out.master_port < 65536, "environment variable MASTER_PORT={} is not a port", port);
   }
+  if (const char* hosted = env("FORMA_STORE_HOSTED")) out.store_hosted = std::string(hosted) == "1";
   return out;
 }
 

@@ -15,6 +15,8 @@ struct DistEnv {
   int local_world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
+  // forma launch's node 0 hosts the rendezvous store (FORMA_STORE_HOSTED=1); otherwise rank 0 does.
+  bool store_hosted = false;
   std::string source = "none";  // "torchrun", "slurm", "openmpi" or "none"
 };
 

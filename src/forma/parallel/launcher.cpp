@@ -16,8 +16,12 @@
 #include <memory>
 #include <optional>
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include "forma/core/error.h"
 #include "forma/core/log.h"
+
+extern char** environ;
 
 namespace forma::parallel {
 
@@ -54,28 +58,48 @@ std::string self_executable() {
   return ec ? "forma" : path.string();
 }
 
-// Child side of fork(): wire the pipes, set torchrun's variables, exec the command.
-[[noreturn]] void exec_worker(const LaunchOptions& o, int local_rank, int out_fd, int err_fd) {
+// A worker's argv and environment (the launcher's, plus torchrun's variables), built before fork():
+// the launcher runs the store's threads, so the child only wires pipes and execs.
+struct WorkerCommand {
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+};
+
+void build_worker_command(const LaunchOptions& o, int local_rank, int port, WorkerCommand& c) {
+  int rank = o.node_rank * o.nproc_per_node + local_rank;
+  std::vector<std::pair<std::string, std::string>> vars = {
+      {"RANK", std::to_string(rank)},
+      {"WORLD_SIZE", std::to_string(o.nnodes * o.nproc_per_node)},
+      {"LOCAL_RANK", std::to_string(local_rank)},
+      {"LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node)},
+      {"GROUP_RANK", std::to_string(o.node_rank)},
+      {"MASTER_ADDR", o.master_addr},
+      {"MASTER_PORT", std::to_string(port)},
+      {"FORMA_LAUNCHED", "1"},
+      {"FORMA_STORE_HOSTED", o.node_rank == 0 ? "1" : "0"}};
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& v : vars) replaced |= v.first == name;
+    if (!replaced) c.env.push_back(entry);
+  }
+  for (const auto& [name, value] : vars) c.env.push_back(name + "=" + value);
+  c.args = o.command;
+  if (c.args[0] == "forma") c.args[0] = self_executable();
+  for (auto& a : c.args) c.argv.push_back(a.data());
+  c.argv.push_back(nullptr);
+  for (auto& e : c.env) c.envp.push_back(e.data());
+  c.envp.push_back(nullptr);
+}
+
+// Child side of fork(): wire the pipes, exec the command.
+[[noreturn]] void exec_worker(const WorkerCommand& c, int out_fd, int err_fd) {
   ::setpgid(0, 0);  // its own process group, so that the whole worker tree can be signalled
   ::dup2(out_fd, STDOUT_FILENO);
   ::dup2(err_fd, STDERR_FILENO);
-  int rank = o.node_rank * o.nproc_per_node + local_rank;
-  auto set = [](const char* k, const std::string& v) { ::setenv(k, v.c_str(), 1); };
-  set("RANK", std::to_string(rank));
-  set("WORLD_SIZE", std::to_string(o.nnodes * o.nproc_per_node));
-  set("LOCAL_RANK", std::to_string(local_rank));
-  set("LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node));
-  set("GROUP_RANK", std::to_string(o.node_rank));
-  set("MASTER_ADDR", o.master_addr);
-  set("MASTER_PORT", std::to_string(o.master_port));
-  set("FORMA_LAUNCHED", "1");
-  std::vector<std::string> args = o.command;
-  if (args[0] == "forma") args[0] = self_executable();
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::execvp(argv[0], argv.data());
-  std::fprintf(stderr, "cannot start %s: %s\n", argv[0], std::strerror(errno));
+  ::execvpe(c.argv[0], c.argv.data(), c.envp.data());
+  std::fprintf(stderr, "cannot start %s: %s\n", c.argv[0], std::strerror(errno));
   std::_Exit(127);
 }
 
@@ -126,7 +150,9 @@ void validate(const LaunchOptions& o) {
   }
   check(o.nnodes >= 1, "--nnodes must be at least 1, got {}", o.nnodes);
   check(o.node_rank >= 0 && o.node_rank < o.nnodes, "--node-rank {} is not in [0, --nnodes={})", o.node_rank, o.nnodes);
-  check(o.master_port > 0 && o.master_port < 65536, "--master-port {} is not a port", o.master_port);
+  check(o.master_port >= -1 && o.master_port < 65536, "--master-port {} is not a port", o.master_port);
+  check(o.master_port != 0 || o.nnodes == 1,
+        "--master-port 0 (any free port) needs --nnodes 1: the other nodes must know the port");
   check(!o.command.empty(), "no command to launch: put it after --, e.g. forma launch --nproc-per-node 2 -- forma train ...");
 }
 
@@ -137,7 +163,7 @@ void close_fd(int& fd) {
 
 // Creates worker `local_rank`'s pipes and log and forks it. Returns 0, or the errno of the call
 // that failed (captured right after it), with `what` naming the call; nothing is left open then.
-int start_worker(const LaunchOptions& o, int local_rank, Worker& w, std::string& what) {
+int start_worker(const LaunchOptions& o, int local_rank, int port, Worker& w, std::string& what) {
   if (o.spawn_fault) {
     if (int injected = o.spawn_fault(local_rank)) {
       what = "fork";
@@ -166,6 +192,8 @@ int start_worker(const LaunchOptions& o, int local_rank, Worker& w, std::string&
       return error;
     }
   }
+  WorkerCommand command;
+  build_worker_command(o, local_rank, port, command);
   pid_t pid = ::fork();
   if (pid < 0) {
     int error = errno;
@@ -173,7 +201,7 @@ int start_worker(const LaunchOptions& o, int local_rank, Worker& w, std::string&
     close_all();
     return error;
   }
-  if (pid == 0) exec_worker(o, local_rank, out_pipe[1], err_pipe[1]);
+  if (pid == 0) exec_worker(command, out_pipe[1], err_pipe[1]);
   w.pid = pid;
   ::setpgid(w.pid, w.pid);
   close_fd(out_pipe[1]);
@@ -238,11 +266,37 @@ class SignalForwarding {
   struct sigaction previous_term_ {};
 };
 
+// Node 0's store (see launcher.h); `port` becomes the port it listens on.
+c10::intrusive_ptr<c10d::TCPStore> host_store(int& port) {
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<uint16_t>(port);
+  opts.isServer = true;
+  opts.waitWorkers = false;
+  try {
+    auto store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", opts);
+    port = store->getPort();
+    return store;
+  } catch (const std::exception& e) {
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    fail("--master-port {}: the rendezvous store cannot listen on it (is another run using it? 0 picks a free "
+         "port on one node): {}",
+         port, c10_error ? c10_error->what_without_backtrace() : e.what());
+  }
+}
+
 }  // namespace
+
+int resolved_master_port(const LaunchOptions& o) {
+  if (o.master_port >= 0) return o.master_port;
+  return o.nnodes == 1 ? 0 : 29500;
+}
 
 int launch(const LaunchOptions& o) {
   validate(o);
   if (!o.log_dir.empty()) std::filesystem::create_directories(o.log_dir);
+  int port = resolved_master_port(o);
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  if (o.node_rank == 0) store = host_store(port);
   SignalForwarding forwarding;
 
   std::vector<Worker> workers(static_cast<size_t>(o.nproc_per_node));
@@ -250,7 +304,7 @@ int launch(const LaunchOptions& o) {
     Worker& w = workers[static_cast<size_t>(i)];
     w.rank = o.node_rank * o.nproc_per_node + i;
     std::string what;
-    int error = start_worker(o, i, w, what);
+    int error = start_worker(o, i, port, w, what);
     if (error != 0) {
       // Each errno is captured right at its failing call; stopping the others may change errno.
       int stopped = stop_started(workers, static_cast<size_t>(i), o.kill_grace_seconds);
@@ -266,7 +320,7 @@ int launch(const LaunchOptions& o) {
   std::string pids;
   for (const auto& w : workers) pids += fmt::format("{}rank {} pid {}", pids.empty() ? "" : ", ", w.rank, w.pid);
   log::info("launched {} worker(s) on node {} of {} (world size {}, master {}:{}): {}", o.nproc_per_node,
-            o.node_rank, o.nnodes, o.nnodes * o.nproc_per_node, o.master_addr, o.master_port, pids);
+            o.node_rank, o.nnodes, o.nnodes * o.nproc_per_node, o.master_addr, port, pids);
 
   const Worker* failed = nullptr;
   bool forwarded = false;

@@ -23,7 +23,9 @@ struct LaunchOptions {
   int nnodes = 1;
   int node_rank = 0;
   std::string master_addr = "127.0.0.1";
-  int master_port = 29500;
+  // Port of the rendezvous store on node 0. Unset (-1): any free port on one node (nobody outside
+  // needs to know it), 29500 with --nnodes > 1 (torchrun's default). 0: any free port (one node only).
+  int master_port = -1;
   std::string log_dir;                // per-rank logs rank_<R>.log; empty: none
   double kill_grace_seconds = 5.0;    // after a failure: SIGTERM, then SIGKILL after this long
   std::vector<std::string> command;   // "forma" as the program means this very binary
@@ -32,6 +34,13 @@ struct LaunchOptions {
   std::function<int(int local_rank)> spawn_fault;
 };
 
+// The port a launch uses (master_port with its default resolved; 0 means any free one).
+int resolved_master_port(const LaunchOptions& options);
+
+// Node 0's launcher hosts the rendezvous TCPStore for the whole run, as torchrun's agent does, and
+// tells its workers so with FORMA_STORE_HOSTED=1 (rank 0 then joins it as a client). The store is up
+// before any worker starts, a busy port is named before anything starts, and with port 0 concurrent
+// runs on one machine cannot collide.
 // Runs the workers to completion. Returns 0 when all exit 0; otherwise 1 after naming the first
 // rank that failed and how (exit status or signal). Throws forma::Error on invalid options, and
 // when a worker cannot be started (the errno of the failing call named), after stopping and
