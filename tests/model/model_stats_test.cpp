@@ -49,6 +49,13 @@ TEST(ModelStats, PublishedParameterCounts) {
   // layer q/k/v/o 4 x 2048^2 + q/k/v bias 3 x 2048 = 16,783,360, gated MLP 3 x 2048 x 5632 =
   // 34,603,008, two LayerNorms 8,192: 51,394,560 x 24 = 1,233,469,440; final LayerNorm 4,096.
   EXPECT_EQ(count_parameters(load_model_config("stablelm-2-1_6b")).total, 1644515328);
+  // Pythia's model table (and HF num_parameters): pythia-160m by hand: embed_in and embed_out
+  // 50304 x 768 = 38,633,472 each; per layer query_key_value 768 x 2304 + 2304 = 1,771,776, dense
+  // 590,592, MLP 768 x 3072 + 3072 + 3072 x 768 + 768 = 4,722,432, two LayerNorms 3,072:
+  // 7,087,872 x 12 = 85,054,464; final LayerNorm 1,536.
+  EXPECT_EQ(count_parameters(load_model_config("pythia-160m")).total, 162322944);
+  EXPECT_EQ(count_parameters(load_model_config("pythia-1.4b")).total, 1414647808);
+  EXPECT_EQ(count_parameters(load_model_config("pythia-6.9b")).total, 6857302016);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

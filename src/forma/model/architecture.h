@@ -29,6 +29,9 @@ struct WeightRule {
   int64_t split_dim = -1;
   // The parts' sizes along split_dim; null: equal parts.
   std::vector<int64_t> (*part_sizes)(const ModelConfig& c) = nullptr;
+  // The tensor is this many repeats of [part 0 | part 1 | ...] along split_dim, each part's share
+  // 1/groups of its size (GPT-NeoX's query_key_value: per head [q_h | k_h | v_h]); null: one.
+  int64_t (*groups)(const ModelConfig& c) = nullptr;
 };
 
 struct Architecture {

@@ -49,7 +49,8 @@ torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t windo
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
-    : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope) {
+    : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope),
+      rope_interleaved_(c.rope_interleaved) {
   using torch::nn::Linear;
   using torch::nn::LinearOptions;
   const int64_t q_width = c.num_attention_heads * c.head_dim;
@@ -117,8 +118,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
     k = k_layernorm_->forward(k);
   }
   if (rope_) {
-    q = apply_rope(q, inputs.rope);
-    k = apply_rope(k, inputs.rope);
+    q = apply_rope(q, inputs.rope, rope_interleaved_);
+    k = apply_rope(k, inputs.rope, rope_interleaved_);
   }
   if (inputs.cache) std::tie(k, v) = inputs.cache->update(layer_index_, k, v);  // [B, Hkv, S, D]
   const int64_t q_heads = q.size(1), kv_heads = k.size(1), count = q.size(2);

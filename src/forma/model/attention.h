@@ -71,6 +71,7 @@ class AttentionImpl : public torch::nn::Module {
   int64_t head_dim_;
   int64_t layer_index_;
   bool rope_;
+  bool rope_interleaved_;
 };
 TORCH_MODULE(Attention);
 

@@ -45,8 +45,13 @@ struct ModelConfig {
   bool scale_embeddings = false;     // embeddings times sqrt(hidden_size) rounded to the model dtype (gemma)
   // RoPE on the first rotary_dim() dims of each head only, the rest pass through (stablelm, phi).
   double partial_rotary_factor = 1.0;
+  // RoPE pairs adjacent dims (2i, 2i+1) (GPT-J's rotate_every_two) instead of dims i and i + D/2.
+  bool rope_interleaved = false;
   // h = x + attn(ln(x)) + mlp(ln(x)) from input_layernorm alone: no post_attention_layernorm (phi).
   bool parallel_block = false;
+  // With parallel_block: the MLP reads post_attention_layernorm(x), a norm of its own, so
+  // h = x + attn(ln1(x)) + mlp(ln2(x)) (gpt_neox's use_parallel_residual).
+  bool parallel_mlp_norm = false;
   bool lm_head_bias = false;         // phi
   // A bias-free LayerNorm per q and k head, each head its own weights, before RoPE (stablelm's
   // qk_layernorm; HF children q_layernorm.norms.{h}, k_layernorm.norms.{h}).

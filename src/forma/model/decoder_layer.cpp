@@ -6,7 +6,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arc
   input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
   self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
   parallel_ = c.parallel_block;
-  if (!parallel_) {
+  if (!parallel_ || c.parallel_mlp_norm) {
     post_attention_layernorm_ =
         register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
   }
@@ -22,6 +22,9 @@ LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs&
   if (parallel_) {  // phi: both blocks read the same normed x; HF's sum order (attn + mlp) + x
     torch::Tensor normed = input_layernorm_->forward(x);
     torch::Tensor attn = self_attn_->forward(normed, inputs);
+    if (post_attention_layernorm_) {  // gpt_neox: the MLP has its own norm; HF's order mlp + attn + x
+      return {mlp_->forward(post_attention_layernorm_->forward(x)) + attn + x, torch::Tensor()};
+    }
     return {attn + mlp_->forward(normed) + x, torch::Tensor()};
   }
   torch::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), inputs);

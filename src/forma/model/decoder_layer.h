@@ -24,7 +24,9 @@ class DecoderLayerImpl : public torch::nn::Module {
   Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
   Attention self_attn_{nullptr};
   Mlp mlp_{nullptr};
-  bool parallel_ = false;  // x + attn(norm1(x)) + mlp(norm1(x)): no post_attention_layernorm
+  // x + attn(norm1(x)) + mlp(norm1(x)): no post_attention_layernorm, unless the MLP has its own
+  // norm (config.parallel_mlp_norm): x + attn(norm1(x)) + mlp(norm2(x)).
+  bool parallel_ = false;
   bool moe_ = false;  // the block is called by name ("block_sparse_moe"): it may be replaced
 };
 TORCH_MODULE(DecoderLayer);

@@ -32,8 +32,30 @@ std::vector<WeightRule> expanded_rules(const ModelConfig& config) {
   return out;
 }
 
+int64_t group_count(const WeightRule& rule, const ModelConfig& config) { return rule.groups ? rule.groups(config) : 1; }
+
 std::vector<torch::Tensor> split_parts(const torch::Tensor& t, const WeightRule& rule, const ModelConfig& config) {
   if (rule.forma.size() == 1) return {t};
+  if (const int64_t groups = group_count(rule, config); groups > 1) {
+    // [.., groups * group, ..] -> [.., groups, group, ..], split each group, each part back to one dim.
+    const int64_t dim = rule.split_dim < 0 ? rule.split_dim + t.dim() : rule.split_dim;
+    check(t.size(dim) % groups == 0, "{}: tensor '{}' of size {} along dim {} does not split into {} groups",
+          config.source, rule.hf, t.size(dim), dim, groups);
+    WeightRule one = rule;
+    one.groups = nullptr;
+    one.split_dim = dim + 1;
+    const torch::Tensor grouped = t.unflatten(dim, {groups, t.size(dim) / groups});
+    std::vector<torch::Tensor> parts;
+    if (rule.part_sizes) {
+      std::vector<int64_t> sizes = rule.part_sizes(config);
+      for (int64_t& s : sizes) s /= groups;
+      parts = grouped.split_with_sizes(sizes, dim + 1);
+    } else {
+      parts = grouped.chunk(static_cast<int64_t>(rule.forma.size()), dim + 1);
+    }
+    for (auto& p : parts) p = p.flatten(dim, dim + 1);
+    return parts;
+  }
   if (!rule.part_sizes) {
     check(t.size(rule.split_dim) % static_cast<int64_t>(rule.forma.size()) == 0,
           "{}: tensor '{}' of size {} along dim {} does not split into {} equal parts", config.source, rule.hf,
@@ -83,6 +105,13 @@ StateDict to_hf_names(const StateDict& forma_in, const ModelConfig& config) {
     // All parts or none (a LoRA adapter or a gradient subset may hold some tensors only).
     if (parts.size() != rule.forma.size()) continue;
     for (const auto& name : rule.forma) f.erase(name);
+    const int64_t groups = group_count(rule, config);
+    if (parts.size() > 1 && groups > 1) {  // each part into groups, then group g of every part in turn
+      const int64_t dim = rule.split_dim < 0 ? rule.split_dim + parts[0].dim() : rule.split_dim;
+      for (auto& p : parts) p = p.unflatten(dim, {groups, p.size(dim) / groups});
+      out[rule.hf] = torch::cat(parts, dim + 1).flatten(dim, dim + 1).contiguous();
+      continue;
+    }
     out[rule.hf] = parts.size() == 1 ? (rule.transposed ? parts[0].contiguous() : parts[0])
                                      : torch::cat(parts, rule.split_dim).contiguous();
   }
@@ -98,7 +127,8 @@ HfModule hf_module_of(const ModelConfig& config, const std::string& name) {
       if (rule.forma[p] != weight) continue;
       check(rule.hf.size() > suffix.size() && rule.hf.compare(rule.hf.size() - suffix.size(), suffix.size(), suffix) == 0,
             "{}: the weight rule for '{}' names no module", config.source, weight);
-      return {rule.hf.substr(0, rule.hf.size() - suffix.size()), static_cast<int>(p), static_cast<int>(rule.forma.size())};
+      return {rule.hf.substr(0, rule.hf.size() - suffix.size()), static_cast<int>(p), static_cast<int>(rule.forma.size()),
+              group_count(rule, config) > 1};
     }
   }
   return {name};

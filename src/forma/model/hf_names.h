@@ -13,8 +13,8 @@ namespace forma {
 
 using StateDict = std::map<std::string, torch::Tensor>;
 
-// HF names -> forma names. Returns views of the inputs (transposes, slices), never copies, so that a
-// memory-mapped checkpoint is never held twice.
+// HF names -> forma names. Returns views of the inputs (transposes, slices), so that a memory-mapped
+// checkpoint is never held twice; only the parts of a grouped fused tensor (WeightRule::groups) are copies.
 StateDict from_hf_names(const StateDict& hf, const ModelConfig& config);
 // forma names -> HF names (fused tensors concatenated, Conv1D weights transposed back).
 StateDict to_hf_names(const StateDict& forma, const ModelConfig& config);
@@ -24,6 +24,7 @@ StateDict to_hf_names(const StateDict& forma, const ModelConfig& config);
 struct HfModule {
   std::string hf_name;
   int part = 0, parts = 1;
+  bool grouped = false;  // the parts interleave in groups (WeightRule::groups): not one block of rows
 };
 HfModule hf_module_of(const ModelConfig& config, const std::string& name);
 

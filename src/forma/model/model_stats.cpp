@@ -23,7 +23,7 @@ LayerCounts count_layer(const ModelConfig& c) {
   if (o_bias) n.attention += C;
   if (c.qk_norm) n.attention += 2 * c.head_dim;
   if (c.head_layernorm) n.attention += (c.num_attention_heads + c.num_key_value_heads) * c.head_dim;
-  n.norms = (layer_norm ? 2 * C : C) * (c.parallel_block ? 1 : 2);  // LayerNorm has weight and bias
+  n.norms = (layer_norm ? 2 * C : C) * (c.parallel_block && !c.parallel_mlp_norm ? 1 : 2);  // LayerNorm has weight and bias
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;
     n.expert = 3 * C * I;

@@ -27,6 +27,12 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-halves[1], halves[0]}, -1);
 }
 
+// HF rotate_every_two: (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...).
+torch::Tensor rotate_every_two(const torch::Tensor& x) {
+  torch::Tensor even = x.slice(-1, 0, x.size(-1), 2), odd = x.slice(-1, 1, x.size(-1), 2);
+  return torch::stack({-odd, even}, -1).flatten(-2);
+}
+
 }  // namespace
 
 torch::Tensor rope_inv_freq(const ModelConfig& config) {
@@ -56,14 +62,19 @@ RopeTables rope_tables_at(const torch::Tensor& inv_freq, const torch::Tensor& po
   return {emb.cos(), emb.sin()};
 }
 
-torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables, bool interleaved) {
   const int64_t rotary = tables.cos.size(-1);
   if (rotary < x.size(-1)) {  // partial rotary (HF: q_rot, q_pass): the first dims rotate, the rest pass
-    torch::Tensor rotated = apply_rope(x.narrow(-1, 0, rotary), tables);
+    torch::Tensor rotated = apply_rope(x.narrow(-1, 0, rotary), tables, interleaved);
     return torch::cat({rotated, x.narrow(-1, rotary, x.size(-1) - rotary)}, -1);
   }
   torch::Tensor cos = tables.cos.to(x.scalar_type());
   torch::Tensor sin = tables.sin.to(x.scalar_type());
+  if (interleaved) {  // the tables hold (angles, angles): each angle twice in a row instead
+    cos = cos.narrow(-1, 0, rotary / 2).repeat_interleave(2, -1);
+    sin = sin.narrow(-1, 0, rotary / 2).repeat_interleave(2, -1);
+    return x * cos + rotate_every_two(x) * sin;
+  }
   return x * cos + rotate_half(x) * sin;
 }
 

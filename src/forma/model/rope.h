@@ -21,7 +21,8 @@ RopeTables rope_tables(const torch::Tensor& inv_freq, int64_t start, int64_t cou
 RopeTables rope_tables_at(const torch::Tensor& inv_freq, const torch::Tensor& positions);
 
 // x [B, H, T, D] rotated by cos/sin [T, R] (or [B, 1, T, R]): x * cos + rotate_half(x) * sin on the
-// first R dims; with R < D (partial rotary) the other D - R dims pass unchanged.
-torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
+// first R dims; with R < D (partial rotary) the other D - R dims pass unchanged. `interleaved`
+// (GPT-J): dims 2i and 2i+1 form pair i instead of i and i + R/2, same angles.
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables, bool interleaved = false);
 
 }  // namespace forma

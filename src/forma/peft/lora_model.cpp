@@ -70,7 +70,7 @@ using namespace lora_model_detail;
 
 LinearModule hf_module(const ModelConfig& config, const std::string& name) {
   const HfModule m = hf_module_of(config, name);
-  return {name, m.hf_name, m.part, m.parts};
+  return {name, m.hf_name, m.part, m.parts, m.grouped};
 }
 
 bool is_lora_parameter(const std::string& name) {
@@ -110,6 +110,9 @@ int64_t apply_lora(CausalLM& model, const LoraConfig& config, const std::string&
     if (matches_modules_to_save(config, m.hf_name)) continue;  // PEFT: trained whole instead
     const bool targeted = config.all_linear ? m.name != "lm_head" : matches_target(config, m.hf_name);
     if (!targeted) continue;
+    // PEFT adapts the fused module as one: its lora_B rows would interleave q, k and v per head.
+    check(!m.grouped, "{}: target_modules: LoRA on '{}' is not supported (q, k and v interleave per head in it); "
+          "target the other linear layers", where, m.hf_name);
     auto [parent, leaf] = split_last(m.name);
     auto& parent_module = module_at(model, parent);
     auto child = parent_module.named_children()[leaf];
