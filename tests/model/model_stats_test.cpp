@@ -56,6 +56,13 @@ TEST(ModelStats, PublishedParameterCounts) {
   EXPECT_EQ(count_parameters(load_model_config("pythia-160m")).total, 162322944);
   EXPECT_EQ(count_parameters(load_model_config("pythia-1.4b")).total, 1414647808);
   EXPECT_EQ(count_parameters(load_model_config("pythia-6.9b")).total, 6857302016);
+  // Qwen3-30B-A3B (30,532,122,624 total, 3,353,032,704 active): embed and lm_head 151936 x 2048 =
+  // 311,164,928 each; per layer q/o 2 x 2048 x 4096 + k/v 2 x 2048 x 512 = 18,874,368, q/k norms 256,
+  // two norms 4,096, router 128 x 2048 = 262,144, experts 128 x 3 x 2048 x 768 = 603,979,776 (8 active:
+  // 37,748,736): 623,120,640 x 48 layers; final norm 2,048.
+  ParameterCounts qwen3_moe = count_parameters(load_model_config("qwen3-30b-a3b"));
+  EXPECT_EQ(qwen3_moe.total, 30532122624);
+  EXPECT_EQ(qwen3_moe.active, 3353032704);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

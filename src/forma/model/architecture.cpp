@@ -7,11 +7,13 @@ namespace forma {
 // One spec per architecture, each in src/forma/model/arch/<type>.cpp.
 extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGptBigcode, kStarcoder2, kGemma;
 extern const Architecture kPhi, kStableLm, kGptj, kGptNeox;
+extern const Architecture kGranite, kOlmo, kNemotron, kQwen3Moe;
 
 const std::vector<const Architecture*>& all_architectures() {
   static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
                                                             &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma, &kPhi,
-                                                            &kStableLm, &kGptj, &kGptNeox};
+                                                            &kStableLm, &kGranite, &kOlmo, &kNemotron,
+                                                            &kQwen3Moe, &kGptj, &kGptNeox};
   return registry;
 }
 

@@ -50,7 +50,7 @@ torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t windo
 
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
     : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope),
-      rope_interleaved_(c.rope_interleaved) {
+      rope_interleaved_(c.rope_interleaved), attention_scale_(c.attention_scale), clip_qkv_(c.clip_qkv) {
   using torch::nn::Linear;
   using torch::nn::LinearOptions;
   const int64_t q_width = c.num_attention_heads * c.head_dim;
@@ -102,13 +102,19 @@ torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::T
                                                 const torch::Tensor& mask) const {
   const int64_t count = q.size(2), keys = k.size(2);
   torch::Tensor allowed = mask.defined() ? mask : causal_mask(keys - count, count, 0, q.device());
-  return grouped_attention_products(q, k, v, allowed, std::sqrt(static_cast<double>(head_dim_)));
+  const double divisor = attention_scale_ > 0 ? 1.0 / attention_scale_ : std::sqrt(static_cast<double>(head_dim_));
+  return grouped_attention_products(q, k, v, allowed, divisor);
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
   torch::Tensor q = project_heads("q_proj", x);
   torch::Tensor k = project_heads("k_proj", x);
   torch::Tensor v = project_heads("v_proj", x);
+  if (clip_qkv_ > 0) {  // olmo: the projections clamped, before any norm or RoPE
+    q = q.clamp(-clip_qkv_, clip_qkv_);
+    k = k.clamp(-clip_qkv_, clip_qkv_);
+    v = v.clamp(-clip_qkv_, clip_qkv_);
+  }
   if (q_norm_) {  // per head, over head_dim, before RoPE
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
@@ -133,9 +139,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
     // copy of K and V (the CPU flash kernel indexes the shared head).
     std::optional<torch::Tensor> mask;
     if (inputs.mask.defined()) mask = inputs.mask;
+    std::optional<double> scale;
+    if (attention_scale_ > 0) scale = attention_scale_;
     out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0,
                                            /*is_causal=*/!inputs.mask.defined() && count > 1,
-                                           /*scale=*/std::nullopt, /*enable_gqa=*/kv_heads != q_heads);
+                                           /*scale=*/scale, /*enable_gqa=*/kv_heads != q_heads);
   } else {
     out = explicit_attention(q, k, v, inputs.mask);
   }

@@ -72,6 +72,8 @@ class AttentionImpl : public torch::nn::Module {
   int64_t layer_index_;
   bool rope_;
   bool rope_interleaved_;
+  double attention_scale_;  // config.attention_scale (0: 1/sqrt(head_dim))
+  double clip_qkv_;         // config.clip_qkv (0: no clamp)
 };
 TORCH_MODULE(Attention);
 

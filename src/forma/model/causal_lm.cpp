@@ -46,7 +46,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&arch
   }
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(DecoderLayer(c, *arch_, i));
-  register_module("norm", Norm(arch_->norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+  register_module("norm", hidden_norm(c, *arch_));
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
@@ -59,6 +59,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     // HF Gemma: the scale is a tensor cast to the embedding's dtype first (bf16: sqrt(2048) = 45.25).
     x = x * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options());
   }
+  if (config_.embedding_multiplier != 1.0) x = x * config_.embedding_multiplier;  // granite
   if (inv_freq_.defined() && inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
   LayerInputs inputs;
   inputs.cache = cache;
@@ -173,6 +174,7 @@ torch::Tensor CausalLMImpl::output_logits(const torch::Tensor& hidden) {
   torch::Tensor logits = named_children().contains("lm_head")
                              ? call_child(*this, "lm_head", hidden)
                              : kernels::linear(hidden, child_weight(*model_, "embed_tokens"));
+  if (config_.logit_scale != 1.0) logits = logits * config_.logit_scale;  // granite: 1 / logits_scaling
   return logits.to(torch::kFloat);  // [B, T, V]
 }
 

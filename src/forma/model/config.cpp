@@ -82,7 +82,7 @@ void validate(const ModelConfig& c, const Architecture& arch) {
         "{}: field 'partial_rotary_factor' ({}): head_dim {} * factor gives {} rotary dims, which must be even and "
         "positive", s, c.partial_rotary_factor, c.head_dim, c.rotary_dim());
   static const std::set<std::string> acts = {"silu", "swish", "gelu_new", "gelu_pytorch_tanh",
-                                             "gelu", "relu"};
+                                             "gelu", "relu", "relu2"};
   check(acts.count(c.hidden_act) > 0, "{}: field 'hidden_act': unsupported activation '{}'", s,
         c.hidden_act);
   check(c.norm_eps > 0, "{}: field 'rms_norm_eps' must be positive", s);

@@ -56,6 +56,12 @@ struct ModelConfig {
   // A bias-free LayerNorm per q and k head, each head its own weights, before RoPE (stablelm's
   // qk_layernorm; HF children q_layernorm.norms.{h}, k_layernorm.norms.{h}).
   bool head_layernorm = false;
+  double attention_scale = 0.0;  // softmax scale of q.k; 0 means 1/sqrt(head_dim)
+  double embedding_multiplier = 1.0;  // embeddings times this (granite; gemma's scale is scale_embeddings)
+  double residual_multiplier = 1.0;   // x + m * attn(...), h + m * mlp(...) (granite)
+  double logit_scale = 1.0;           // logits times this (granite: 1 / logits_scaling)
+  bool norm_without_parameters = false;  // every hidden-size norm has no weight and no bias (olmo)
+  double clip_qkv = 0.0;  // q, k, v projections clamped to [-clip_qkv, clip_qkv]; 0: none (olmo)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -3,12 +3,12 @@
 namespace forma {
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index) {
-  input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+  input_layernorm_ = register_module("input_layernorm", hidden_norm(c, arch));
   self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
   parallel_ = c.parallel_block;
+  residual_multiplier_ = c.residual_multiplier;
   if (!parallel_ || c.parallel_mlp_norm) {
-    post_attention_layernorm_ =
-        register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+    post_attention_layernorm_ = register_module("post_attention_layernorm", hidden_norm(c, arch));
   }
   if (c.is_moe()) {
     register_module("block_sparse_moe", SparseMoe(c));
@@ -23,18 +23,18 @@ LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs&
     torch::Tensor normed = input_layernorm_->forward(x);
     torch::Tensor attn = self_attn_->forward(normed, inputs);
     if (post_attention_layernorm_) {  // gpt_neox: the MLP has its own norm; HF's order mlp + attn + x
-      return {mlp_->forward(post_attention_layernorm_->forward(x)) + attn + x, torch::Tensor()};
+      return {scaled(mlp_->forward(post_attention_layernorm_->forward(x)) + attn) + x, torch::Tensor()};
     }
-    return {attn + mlp_->forward(normed) + x, torch::Tensor()};
+    return {scaled(attn + mlp_->forward(normed)) + x, torch::Tensor()};
   }
-  torch::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), inputs);
+  torch::Tensor h = x + scaled(self_attn_->forward(input_layernorm_->forward(x), inputs));
   torch::Tensor normed = post_attention_layernorm_->forward(h);
   if (moe_) {
     auto* moe = dynamic_cast<MoeBlock*>(named_children()["block_sparse_moe"].get());
     auto [out, router_logits] = moe->forward(normed);
-    return {h + out, router_logits};
+    return {h + scaled(out), router_logits};
   }
-  return {h + mlp_->forward(normed), torch::Tensor()};
+  return {h + scaled(mlp_->forward(normed)), torch::Tensor()};
 }
 
 }  // namespace forma

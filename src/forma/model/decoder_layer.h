@@ -1,6 +1,7 @@
 // One pre-norm decoder layer: h = x + attn(norm1(x)); out = h + mlp(norm2(h)) (or, with
 // config.parallel_block, out = x + attn(norm1(x)) + mlp(norm1(x))), with HF's child
 // names (self_attn, input_layernorm, post_attention_layernorm, and mlp or block_sparse_moe).
+// config.residual_multiplier (granite) scales each block's output before it is added.
 #pragma once
 #include <torch/torch.h>
 
@@ -28,6 +29,11 @@ class DecoderLayerImpl : public torch::nn::Module {
   // norm (config.parallel_mlp_norm): x + attn(norm1(x)) + mlp(norm2(x)).
   bool parallel_ = false;
   bool moe_ = false;  // the block is called by name ("block_sparse_moe"): it may be replaced
+  // Granite: each block's output times this before the residual add (1: left as is).
+  double residual_multiplier_ = 1.0;
+  torch::Tensor scaled(const torch::Tensor& t) const {
+    return residual_multiplier_ == 1.0 ? t : t * residual_multiplier_;
+  }
 };
 TORCH_MODULE(DecoderLayer);
 

@@ -13,6 +13,7 @@ torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
   if (name == "gelu_new" || name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
   if (name == "gelu") return torch::gelu(x);
   if (name == "relu") return torch::relu(x);
+  if (name == "relu2") return torch::relu(x).square();  // nemotron's squared ReLU
   fail("unsupported activation '{}'", name);
 }
 

@@ -7,7 +7,7 @@
 
 namespace forma {
 
-// The activation named by config.hidden_act (silu, gelu_new = tanh GELU, gelu, relu).
+// The activation named by config.hidden_act (silu, gelu_new = tanh GELU, gelu, relu, relu2 = relu squared).
 torch::Tensor activation(const std::string& name, const torch::Tensor& x);
 
 class MlpImpl : public torch::nn::Module {

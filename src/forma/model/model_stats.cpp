@@ -24,6 +24,7 @@ LayerCounts count_layer(const ModelConfig& c) {
   if (c.qk_norm) n.attention += 2 * c.head_dim;
   if (c.head_layernorm) n.attention += (c.num_attention_heads + c.num_key_value_heads) * c.head_dim;
   n.norms = (layer_norm ? 2 * C : C) * (c.parallel_block && !c.parallel_mlp_norm ? 1 : 2);  // LayerNorm has weight and bias
+  if (c.norm_without_parameters) n.norms = 0;  // olmo
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;
     n.expert = 3 * C * I;
@@ -43,7 +44,7 @@ ParameterCounts count_parameters(const ModelConfig& c) {
   LayerCounts layer = count_layer(c);
   ParameterCounts n;
   n.embedding = c.vocab_size * C + (arch.position == PositionKind::Learned ? c.max_position_embeddings * C : 0);
-  const int64_t final_norm = arch.norm == NormKind::LayerNorm ? 2 * C : C;
+  const int64_t final_norm = c.norm_without_parameters ? 0 : arch.norm == NormKind::LayerNorm ? 2 * C : C;
   const int64_t lm_head = c.tie_word_embeddings ? 0 : c.vocab_size * C + (c.lm_head_bias ? c.vocab_size : 0);
   const int64_t common = layer.attention + layer.norms + layer.dense_mlp + layer.router;
   const int64_t experts_total = layer.expert * c.num_local_experts;

@@ -2,13 +2,21 @@
 
 namespace forma {
 
-NormImpl::NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset, bool with_bias)
+NormImpl::NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset, bool with_bias, bool affine)
     : kind_(kind), eps_(eps), weight_offset_(weight_offset) {
+  if (!affine) return;
   weight = register_parameter("weight", weight_offset ? torch::zeros({size}) : torch::ones({size}));
   if (kind == NormKind::LayerNorm && with_bias) bias = register_parameter("bias", torch::zeros({size}));
 }
 
 torch::Tensor NormImpl::forward(const torch::Tensor& x) {
+  if (!weight.defined()) {  // OLMo: no parameters; fp32 and back, as HF's OlmoLayerNorm
+    torch::Tensor x32 = x.to(torch::kFloat);
+    torch::Tensor normed = kind_ == NormKind::LayerNorm
+                               ? torch::layer_norm(x32, {x.size(-1)}, {}, {}, eps_)
+                               : x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+    return normed.to(x.scalar_type());
+  }
   if (kind_ == NormKind::LayerNorm) {
     return torch::layer_norm(x, {x.size(-1)}, weight_offset_ ? weight + 1.0 : weight, bias, eps_);
   }
@@ -18,6 +26,11 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   // Gemma multiplies in fp32 and casts after (HF GemmaRMSNorm); Llama casts, then multiplies.
   if (weight_offset_) return (normed * (1.0 + weight.to(torch::kFloat))).to(x.scalar_type());
   return weight * normed.to(x.scalar_type());
+}
+
+Norm hidden_norm(const ModelConfig& c, const Architecture& arch) {
+  return Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset, /*with_bias=*/true,
+              /*affine=*/!c.norm_without_parameters);
 }
 
 HeadNormsImpl::HeadNormsImpl(int64_t heads, int64_t dim, double eps) : eps_(eps) {
@@ -40,6 +53,7 @@ torch::Tensor HeadNormsImpl::forward(const torch::Tensor& x) {
 
 void NormImpl::reset_to_identity() {
   torch::NoGradGuard no_grad;
+  if (!weight.defined()) return;
   weight.fill_(weight_offset_ ? 0.0 : 1.0);
   if (bias.defined()) bias.zero_();
 }

@@ -11,12 +11,14 @@ namespace forma {
 
 class NormImpl : public torch::nn::Module {
  public:
-  // weight_offset: scales by (1 + weight) (gemma); with_bias: LayerNorm only.
-  NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset = false, bool with_bias = true);
+  // weight_offset: scales by (1 + weight) (gemma); with_bias: LayerNorm only; affine false: no
+  // parameters at all, computed in fp32 and cast back (HF OlmoLayerNorm).
+  NormImpl(NormKind kind, int64_t size, double eps, bool weight_offset = false, bool with_bias = true,
+           bool affine = true);
   torch::Tensor forward(const torch::Tensor& x);
   void reset_to_identity();  // weight 1 (0 with weight_offset), bias 0 (HF init)
 
-  torch::Tensor weight, bias;
+  torch::Tensor weight, bias;  // undefined when the norm has no parameters
 
  private:
   NormKind kind_;
@@ -24,6 +26,10 @@ class NormImpl : public torch::nn::Module {
   bool weight_offset_;
 };
 TORCH_MODULE(Norm);
+
+// A norm over hidden_size (input/post-attention layernorms, the final norm) as the config and
+// architecture make it (kind, epsilon, 1 + weight, no parameters).
+Norm hidden_norm(const ModelConfig& config, const Architecture& arch);
 
 // One LayerNorm without bias per head (HF's StableLmLayerNormPerHead, children norms.{h}) on
 // x [B, H, T, D]. Under tensor parallelism every rank holds all the norms and applies those of
