@@ -7,11 +7,12 @@ namespace forma {
 // One spec per architecture, each in src/forma/model/arch/<type>.cpp.
 extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGptBigcode, kStarcoder2, kGemma;
 extern const Architecture kPhi, kStableLm;
+extern const Architecture kGemma2, kOlmo2, kGemma3Text;
 
 const std::vector<const Architecture*>& all_architectures() {
   static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
                                                             &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma, &kPhi,
-                                                            &kStableLm};
+                                                            &kStableLm, &kGemma2, &kOlmo2, &kGemma3Text};
   return registry;
 }
 

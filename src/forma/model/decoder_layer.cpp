@@ -3,12 +3,15 @@
 namespace forma {
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index) {
-  input_layernorm_ = register_module("input_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+  auto norm = [&] { return Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset); };
+  sandwich_ = c.post_block_norms;
+  if (!sandwich_ || c.pre_block_norms) input_layernorm_ = register_module("input_layernorm", norm());
   self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
   parallel_ = c.parallel_block;
-  if (!parallel_) {
-    post_attention_layernorm_ =
-        register_module("post_attention_layernorm", Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset));
+  if (!parallel_) post_attention_layernorm_ = register_module("post_attention_layernorm", norm());
+  if (sandwich_) {
+    if (c.pre_block_norms) pre_feedforward_layernorm_ = register_module("pre_feedforward_layernorm", norm());
+    post_feedforward_layernorm_ = register_module("post_feedforward_layernorm", norm());
   }
   if (c.is_moe()) {
     register_module("block_sparse_moe", SparseMoe(c));
@@ -24,14 +27,27 @@ LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs&
     torch::Tensor attn = self_attn_->forward(normed, inputs);
     return {attn + mlp_->forward(normed) + x, torch::Tensor()};
   }
+  if (sandwich_) {  // gemma2, olmo2: each block's output normed before its residual add
+    torch::Tensor attn = self_attn_->forward(input_layernorm_ ? input_layernorm_->forward(x) : x, inputs);
+    torch::Tensor h = x + post_attention_layernorm_->forward(attn);
+    torch::Tensor normed = pre_feedforward_layernorm_ ? pre_feedforward_layernorm_->forward(h) : h;
+    LayerOutput out = feed_forward(normed);
+    out.hidden = h + post_feedforward_layernorm_->forward(out.hidden);
+    return out;
+  }
   torch::Tensor h = x + self_attn_->forward(input_layernorm_->forward(x), inputs);
-  torch::Tensor normed = post_attention_layernorm_->forward(h);
+  LayerOutput out = feed_forward(post_attention_layernorm_->forward(h));
+  out.hidden = h + out.hidden;
+  return out;
+}
+
+LayerOutput DecoderLayerImpl::feed_forward(const torch::Tensor& normed) {
   if (moe_) {
     auto* moe = dynamic_cast<MoeBlock*>(named_children()["block_sparse_moe"].get());
     auto [out, router_logits] = moe->forward(normed);
-    return {h + out, router_logits};
+    return {out, router_logits};
   }
-  return {h + mlp_->forward(normed), torch::Tensor()};
+  return {mlp_->forward(normed), torch::Tensor()};
 }
 
 }  // namespace forma

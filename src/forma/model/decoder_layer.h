@@ -1,6 +1,9 @@
 // One pre-norm decoder layer: h = x + attn(norm1(x)); out = h + mlp(norm2(h)) (or, with
 // config.parallel_block, out = x + attn(norm1(x)) + mlp(norm1(x))), with HF's child
 // names (self_attn, input_layernorm, post_attention_layernorm, and mlp or block_sparse_moe).
+// With config.post_block_norms (sandwich norms, HF's gemma2 names): h = x + post_attention_layernorm(
+// attn(input_layernorm(x))); out = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h))),
+// the two pre norms absent without config.pre_block_norms (olmo2).
 #pragma once
 #include <torch/torch.h>
 
@@ -21,9 +24,12 @@ class DecoderLayerImpl : public torch::nn::Module {
   LayerOutput forward(const torch::Tensor& x, const LayerInputs& inputs);
 
  private:
+  LayerOutput feed_forward(const torch::Tensor& normed);  // the MLP or MoE block: hidden = its output
   Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  Norm pre_feedforward_layernorm_{nullptr}, post_feedforward_layernorm_{nullptr};  // post_block_norms
   Attention self_attn_{nullptr};
   Mlp mlp_{nullptr};
+  bool sandwich_ = false;  // config.post_block_norms
   bool parallel_ = false;  // x + attn(norm1(x)) + mlp(norm1(x)): no post_attention_layernorm
   bool moe_ = false;  // the block is called by name ("block_sparse_moe"): it may be replaced
 };
