@@ -1,7 +1,7 @@
 // Gemma 2, Gemma 3 (text) and OLMo 2 beyond the hf-zoo fixture suite (which runs their fixtures in
 // fp32 through both attention kernels): the config spellings and defaults the fixtures do not use,
-// against transformers itself (gemma_family_reference.py writes the models and their logits), and
-// fresh weights whose sandwich norms start at the identity.
+// against transformers itself (gemma_family_reference.py writes the models and their logits),
+// fresh weights whose sandwich norms start at the identity, and PEFT's LoRA adapters on them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +12,7 @@
 #include "forma/model/config.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
+#include "forma/peft/lora_model.h"
 #include "test_paths.h"
 
 namespace forma {
@@ -107,6 +108,32 @@ TEST(GemmaFamily, FreshSandwichNormsAreTheIdentity) {
     // And it runs: finite logits from fresh weights.
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::isfinite(model->forward(torch::arange(3, 12).unsqueeze(0))).all().item<bool>());
+  }
+}
+
+// PEFT's all-linear adapter (random A, non-zero B) on each fixture gives PEFT's logits in forma, and
+// merged into the weights the same function.
+TEST(GemmaFamily, PeftAdaptersGivePeftLogits) {
+  const char* ids = "1,5,9,33,7,200,41,12,3,88,150,2";
+  for (const char* fixture : {"hf-zoo/gemma2", "hf-zoo/olmo2", "hf-zoo/gemma3"}) {
+    SCOPED_TRACE(fixture);
+    const std::string model_dir = test::fixture(fixture);
+    const std::string adapter = test::scratch_dir() + "/" + std::string(fixture).substr(7);
+    auto r = test::run_command("'" + test::python() + "' '" + test::fixture("../peft/peft_reference.py") +
+                               "' make-adapter '" + model_dir + "' '" + adapter + "' all-linear --ids " + ids);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    CausalLM model = load_pretrained(model_dir);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor input = torch::tensor({1, 5, 9, 33, 7, 200, 41, 12, 3, 88, 150, 2}).unsqueeze(0);
+    const torch::Tensor base = model->forward(input).select(0, 0);
+    peft::load_adapter(model, adapter);
+    const torch::Tensor adapted = model->forward(input).select(0, 0);
+    const torch::Tensor expected = load_tensors(adapter + "/reference_logits.safetensors").at("logits");
+    EXPECT_GT((base - expected).abs().max().item<double>(), 1e-2) << "the adapter should change the logits";
+    EXPECT_LT((adapted - expected).abs().max().item<double>(), 1e-4);
+    peft::merge_lora(model);
+    EXPECT_LT((model->forward(input).select(0, 0) - adapted).abs().max().item<double>(), 1e-5);
   }
 }
 
