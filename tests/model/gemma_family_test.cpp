@@ -113,29 +113,31 @@ TEST(GemmaFamily, FreshSandwichNormsAreTheIdentity) {
 
 // PEFT's all-linear adapter (random A, non-zero B) on each fixture gives PEFT's logits in forma, and
 // merged into the weights the same function.
-TEST(GemmaFamily, PeftAdaptersGivePeftLogits) {
-  const char* ids = "1,5,9,33,7,200,41,12,3,88,150,2";
-  for (const char* fixture : {"hf-zoo/gemma2", "hf-zoo/olmo2", "hf-zoo/gemma3"}) {
-    SCOPED_TRACE(fixture);
-    const std::string model_dir = test::fixture(fixture);
-    const std::string adapter = test::scratch_dir() + "/" + std::string(fixture).substr(7);
-    auto r = test::run_command("'" + test::python() + "' '" + test::fixture("../peft/peft_reference.py") +
-                               "' make-adapter '" + model_dir + "' '" + adapter + "' all-linear --ids " + ids);
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    CausalLM model = load_pretrained(model_dir);
-    model->eval();
-    torch::NoGradGuard no_grad;
-    const torch::Tensor input = torch::tensor({1, 5, 9, 33, 7, 200, 41, 12, 3, 88, 150, 2}).unsqueeze(0);
-    const torch::Tensor base = model->forward(input).select(0, 0);
-    peft::load_adapter(model, adapter);
-    const torch::Tensor adapted = model->forward(input).select(0, 0);
-    const torch::Tensor expected = load_tensors(adapter + "/reference_logits.safetensors").at("logits");
-    EXPECT_GT((base - expected).abs().max().item<double>(), 1e-2) << "the adapter should change the logits";
-    EXPECT_LT((adapted - expected).abs().max().item<double>(), 1e-4);
-    peft::merge_lora(model);
-    EXPECT_LT((model->forward(input).select(0, 0) - adapted).abs().max().item<double>(), 1e-5);
-  }
+class GemmaFamilyLora : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GemmaFamilyLora, PeftAdaptersGivePeftLogits) {
+  const std::string model_dir = test::fixture("hf-zoo/" + GetParam());
+  const std::string adapter = test::scratch_dir() + "/adapter";
+  auto r = test::run_command("'" + test::python() + "' '" + test::fixture("../peft/peft_reference.py") +
+                             "' make-adapter '" + model_dir + "' '" + adapter +
+                             "' all-linear --ids 1,5,9,33,7,200,41,12,3,88,150,2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  CausalLM model = load_pretrained(model_dir);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor input = torch::tensor({1, 5, 9, 33, 7, 200, 41, 12, 3, 88, 150, 2}).unsqueeze(0);
+  const torch::Tensor base = model->forward(input).select(0, 0);
+  peft::load_adapter(model, adapter);
+  const torch::Tensor adapted = model->forward(input).select(0, 0);
+  const torch::Tensor expected = load_tensors(adapter + "/reference_logits.safetensors").at("logits");
+  EXPECT_GT((base - expected).abs().max().item<double>(), 1e-2) << "the adapter should change the logits";
+  EXPECT_LT((adapted - expected).abs().max().item<double>(), 1e-4);
+  peft::merge_lora(model);
+  EXPECT_LT((model->forward(input).select(0, 0) - adapted).abs().max().item<double>(), 1e-5);
 }
+
+INSTANTIATE_TEST_SUITE_P(Zoo, GemmaFamilyLora, ::testing::Values("gemma2", "olmo2", "gemma3"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace forma
