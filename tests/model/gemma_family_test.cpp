@@ -135,6 +135,39 @@ TEST(GemmaFamily, RecomputedLayersGiveTheSameGradients) {
   }
 }
 
+// bf16 against transformers in bf16 (gemma_bf16_reference.py), soft-caps included. The two runs'
+// bf16 matmuls round differently past the first layer (GemmaModel.Bf16ForwardMatchesHfInBf16): a
+// guard against gross errors in the bf16 path, not against rounding order. Measured, as a fraction
+// of the largest logit: forma against HF bf16 0.023 on olmo2 (whose RMSNorm multiplies by its
+// weight in fp32 where forma, as Llama, multiplies after the cast), under 0.015 on gemma2/gemma3;
+// HF bf16 against HF fp32 itself 0.018 (olmo2), 0.026 (gemma2), 0.021 (gemma3).
+class GemmaFamilyBf16 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GemmaFamilyBf16, ForwardMatchesTransformersInBf16) {
+  const std::string dir = test::fixture("hf-zoo/" + GetParam());
+  const std::string out = test::scratch_dir() + "/hf_bf16.safetensors";
+  test::CommandResult run = test::run_command("'" + test::python() + "' '" +
+                                              test::fixture("../model/gemma_bf16_reference.py") + "' '" + dir + "' '" +
+                                              out + "'");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto hf = load_tensors(out);
+  LoadOptions options;
+  options.dtype = torch::kBFloat16;
+  CausalLM model = load_pretrained(dir, options);
+  torch::Tensor ids = load_tensors(dir + "/reference.safetensors").at("input_ids");
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = model->forward(ids);
+  const torch::Tensor reference = hf.at("logits");
+  const double worst = ((logits - reference).abs().max() / reference.abs().max()).item<double>();
+  EXPECT_LT(worst, 0.04);
+  // And the bf16 run is not the fp32 one: the fixture's fp32 logits differ from HF's bf16 ones.
+  const torch::Tensor fp32 = load_tensors(dir + "/reference.safetensors").at("logits");
+  EXPECT_GT((fp32 - reference).abs().max().item<double>(), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, GemmaFamilyBf16, ::testing::Values("gemma2", "olmo2", "gemma3"),
+                         [](const auto& info) { return info.param; });
+
 // PEFT's all-linear adapter (random A, non-zero B) on each fixture gives PEFT's logits in forma, and
 // merged into the weights the same function.
 class GemmaFamilyLora : public ::testing::TestWithParam<std::string> {};

@@ -186,10 +186,11 @@ torch::Tensor CausalLMImpl::output_logits(const torch::Tensor& hidden) {
   torch::Tensor logits = named_children().contains("lm_head")
                              ? call_child(*this, "lm_head", hidden)
                              : kernels::linear(hidden, child_weight(*model_, "embed_tokens"));
-  logits = logits.to(torch::kFloat);  // [B, T, V]
-  const double cap = config_.final_logit_softcapping;  // gemma2
+  // gemma2's soft-cap, in the model's dtype before the fp32 cast, op by op as HF computes it (in
+  // bf16 each step rounds).
+  const double cap = config_.final_logit_softcapping;
   if (cap > 0) logits = torch::tanh(logits / cap) * cap;
-  return logits;
+  return logits.to(torch::kFloat);  // [B, T, V]
 }
 
 torch::Tensor CausalLMImpl::aux_loss() const {
