@@ -144,11 +144,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
     // copy of K and V (the CPU flash kernel indexes the shared head).
     std::optional<torch::Tensor> mask;
     if (inputs.mask.defined()) mask = inputs.mask;
+    std::optional<double> scale;
+    if (attention_scale_ > 0) scale = attention_scale_;
     out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0,
                                            /*is_causal=*/!inputs.mask.defined() && count > 1,
-                                           /*scale=*/attention_scale_ > 0 ? std::optional<double>(attention_scale_)
-                                                                           : std::nullopt,
-                                           /*enable_gqa=*/kv_heads != q_heads);
+                                           /*scale=*/scale, /*enable_gqa=*/kv_heads != q_heads);
   } else {
     out = explicit_attention(q, k, v, inputs.mask);
   }
