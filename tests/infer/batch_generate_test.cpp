@@ -123,10 +123,13 @@ TEST_P(BatchedGreedy, HfReferenceContinuationInsideABatch) {
   EXPECT_LT((torch::stack(logits) - step_logits).abs().max().item<double>(), 1e-4);
 }
 
-// qwen2_sliding (hf-zoo): full and sliding-window layers in one model.
+// qwen2_sliding (hf-zoo): full and sliding-window layers in one model; gemma2: soft-capped
+// attention (always the explicit kernel) on left-padded rows; gemma3: the sliding layers' own RoPE
+// at per-row positions.
 INSTANTIATE_TEST_SUITE_P(All, BatchedGreedy,
                          ::testing::Values("hf-tiny/llama", "hf-tiny/mixtral", "hf-tiny/gpt2", "hf-tiny/mistral",
-                                           "hf-tiny/qwen2", "hf-tiny/llama3_rope", "hf-zoo/qwen2_sliding"));
+                                           "hf-tiny/qwen2", "hf-tiny/llama3_rope", "hf-zoo/qwen2_sliding",
+                                           "hf-zoo/gemma2", "hf-zoo/gemma3"));
 
 TEST(BatchedSampling, EachRowDrawsWhatItDrawsAloneWithItsSeed) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));

@@ -2,7 +2,7 @@
 
 usage: gemma_bf16_reference.py FIXTURE_DIR OUT.safetensors
 
-Loads FIXTURE_DIR (an hf-zoo gemma fixture) with GemmaForCausalLM in bfloat16, eager attention,
+Loads FIXTURE_DIR (an hf-zoo fixture: gemma, also gemma2, gemma3, olmo2) in bfloat16, eager attention,
 runs reference.safetensors' input_ids and writes every hidden state and the logits (as float32,
 which holds bf16 values exactly) to OUT.
 """
@@ -22,5 +22,6 @@ with torch.no_grad():
     result = model(input_ids=ids, output_hidden_states=True)
 tensors = {f"hidden_states.{i}": h.float().contiguous() for i, h in enumerate(result.hidden_states)}
 tensors["logits"] = result.logits.float().contiguous()
-tensors["embed_scale"] = model.model.embed_tokens.embed_scale.to(torch.bfloat16).float().reshape(1)
+if hasattr(model.model.embed_tokens, "embed_scale"):  # Gemma 1 and 3 (Gemma 2 scales inline)
+    tensors["embed_scale"] = model.model.embed_tokens.embed_scale.to(torch.bfloat16).float().reshape(1)
 save_file(tensors, out)

@@ -81,6 +81,20 @@ TEST_P(HfFixtureKernel, LogitsAndHiddenStatesMatchHuggingFace) {
 
 TEST_P(HfFixture, RopeInverseFrequenciesMatch) {
   Fixture f = open_fixture(GetParam());
+  if (f.ref.count("rope.sliding_attention.inv_freq")) {
+    // One RoPE per layer type (gemma3): the global layers' is the config's, the sliding layers'
+    // local_rope_theta's, unscaled.
+    ModelConfig local = f.model->config();
+    ASSERT_GT(local.local_rope_theta, 0);
+    local.rope_theta = local.local_rope_theta;
+    local.rope_scaling.reset();
+    torch::Tensor ours = rope_inv_freq(local), theirs = f.ref.at("rope.sliding_attention.inv_freq");
+    EXPECT_TRUE(torch::allclose(ours, theirs, /*rtol=*/1e-6, /*atol=*/0)) << ours << theirs;
+    ours = rope_inv_freq(f.model->config());
+    theirs = f.ref.at("rope.full_attention.inv_freq");
+    EXPECT_TRUE(torch::allclose(ours, theirs, /*rtol=*/1e-6, /*atol=*/0)) << ours << theirs;
+    return;
+  }
   if (!f.ref.count("rope.inv_freq")) GTEST_SKIP() << "learned positions";
   torch::Tensor ours = rope_inv_freq(f.model->config());
   torch::Tensor theirs = f.ref.at("rope.inv_freq");

@@ -63,6 +63,19 @@ TEST(ModelStats, PublishedParameterCounts) {
   ParameterCounts qwen3_moe = count_parameters(load_model_config("qwen3-30b-a3b"));
   EXPECT_EQ(qwen3_moe.total, 30532122624);
   EXPECT_EQ(qwen3_moe.active, 3353032704);
+  // Gemma-2-2b (HF num_parameters 2,614,341,888; tied, head_dim 256, four norms per layer):
+  // embedding 256000 x 2304 = 589,824,000; per layer q 2304 x 2048 + k/v 2 x 2304 x 1024 + o 2048 x
+  // 2304 = 14,155,776, GeGLU 3 x 2304 x 9216 = 63,700,992, four norms 9,216: 77,865,984 x 26 =
+  // 2,024,515,584; final norm 2,304.
+  EXPECT_EQ(count_parameters(load_model_config("gemma-2-2b")).total, 2614341888);
+  // Gemma-2-9b (9,241,705,984): embedding 256000 x 3584 = 917,504,000; per layer q/o 2 x 3584 x 4096
+  // + k/v 2 x 3584 x 2048 = 44,040,192, GeGLU 3 x 3584 x 14336 = 154,140,672, norms 14,336:
+  // 198,195,200 x 42 = 8,324,198,400; final norm 3,584.
+  EXPECT_EQ(count_parameters(load_model_config("gemma-2-9b")).total, 9241705984);
+  // Gemma-3-1b (999,885,952; tied, MQA, per-head q/k norms): embedding 262144 x 1152 = 301,989,888;
+  // per layer q/o 2 x 1152 x 1024 + k/v 2 x 1152 x 256 = 2,949,120, q/k norms 2 x 256, GeGLU 3 x
+  // 1152 x 6912 = 23,887,872, four norms 4,608: 26,842,112 x 26 = 697,894,912; final norm 1,152.
+  EXPECT_EQ(count_parameters(load_model_config("gemma-3-1b")).total, 999885952);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

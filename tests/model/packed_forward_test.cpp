@@ -63,7 +63,11 @@ INSTANTIATE_TEST_SUITE_P(Archs, PackedForward,
                                            PackCase{"hf-tiny/mistral", AttentionKernel::Fused},
                                            PackCase{"hf-tiny/mistral", AttentionKernel::Explicit},
                                            // full and sliding-window layers in one model
-                                           PackCase{"hf-zoo/qwen2_sliding", AttentionKernel::Fused}),
+                                           PackCase{"hf-zoo/qwen2_sliding", AttentionKernel::Fused},
+                                           // soft-capped scores (explicit even when fused is asked
+                                           // for), and the sliding layers' own RoPE
+                                           PackCase{"hf-zoo/gemma2", AttentionKernel::Fused},
+                                           PackCase{"hf-zoo/gemma3", AttentionKernel::Fused}),
                          [](const auto& info) {
                            std::string name = info.param.arch;
                            for (char& ch : name) {

@@ -49,8 +49,13 @@ torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t windo
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
-    : head_dim_(c.head_dim), layer_index_(layer_index), rope_(arch.position == PositionKind::Rope),
-      rope_interleaved_(c.rope_interleaved), attention_scale_(c.attention_scale), clip_qkv_(c.clip_qkv) {
+    : head_dim_(c.head_dim),
+      attention_scale_(c.attention_scale),
+      softcap_(c.attn_logit_softcapping),
+      layer_index_(layer_index),
+      rope_(arch.position == PositionKind::Rope),
+      rope_interleaved_(c.rope_interleaved),
+      clip_qkv_(c.clip_qkv) {
   using torch::nn::Linear;
   using torch::nn::LinearOptions;
   const int64_t q_width = c.num_attention_heads * c.head_dim;
@@ -60,7 +65,11 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
   register_module("k_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
   register_module("v_proj", Linear(LinearOptions(c.hidden_size, kv_width).bias(qkv_bias)));
   register_module("o_proj", Linear(LinearOptions(q_width, c.hidden_size).bias(arch.o_bias(c))));
-  if (c.qk_norm) {
+  if (c.qk_norm_whole) {
+    q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, q_width, c.norm_eps, c.norm_weight_offset));
+    k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, kv_width, c.norm_eps, c.norm_weight_offset));
+    whole_qk_norm_ = true;
+  } else if (c.qk_norm) {
     q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
     k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
   }
@@ -70,15 +79,16 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
   }
 }
 
-torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor& x) {
+torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor& x, Norm whole_norm) {
   // Sizes from y, not x: with sequence parallel x holds T/tp positions, y all T.
   torch::Tensor y = call_child(*this, name, x);  // [B, T, H*D]
+  if (whole_norm) y = whole_norm->forward(y);     // qk_norm_whole: over every head at once
   const int64_t heads = y.size(-1) / head_dim_;
   return y.view({y.size(0), y.size(1), heads, head_dim_}).transpose(1, 2);  // [B, H, T, D]
 }
 
 torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const torch::Tensor& allowed, double scale_divisor) {
+                                         const torch::Tensor& allowed, double scale_divisor, double softcap) {
   const int64_t batch = q.size(0), q_heads = q.size(1), count = q.size(2), dim = q.size(3);
   const int64_t kv_heads = k.size(1), keys = k.size(2), group = q_heads / kv_heads;
   check(q_heads % kv_heads == 0, "attention: {} query heads for {} kv heads", q_heads, kv_heads);
@@ -89,6 +99,7 @@ torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Te
   // bf16 products accumulate in fp32 and are rounded once, small ones too (LibTorch 1.13's batched
   // matmul did not, which needed a workaround here; LibTorch 2.15's does, docs/generation.md).
   torch::Tensor scores = torch::matmul(qg, k.transpose(2, 3)).view({batch, kv_heads, group, count, keys}) / scale_divisor;
+  if (softcap > 0) scores = torch::tanh(scores / softcap) * softcap;  // HF's order: scale, cap, then mask
   // allowed: [T, S] or [B, 1, T, S] -> broadcast over [B, Hkv, G, T, S].
   torch::Tensor blocked = allowed.logical_not();
   if (blocked.dim() == 4) blocked = blocked.unsqueeze(2);
@@ -103,19 +114,19 @@ torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::T
   const int64_t count = q.size(2), keys = k.size(2);
   torch::Tensor allowed = mask.defined() ? mask : causal_mask(keys - count, count, 0, q.device());
   const double divisor = attention_scale_ > 0 ? 1.0 / attention_scale_ : std::sqrt(static_cast<double>(head_dim_));
-  return grouped_attention_products(q, k, v, allowed, divisor);
+  return grouped_attention_products(q, k, v, allowed, divisor, softcap_);
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
-  torch::Tensor q = project_heads("q_proj", x);
-  torch::Tensor k = project_heads("k_proj", x);
+  torch::Tensor q = project_heads("q_proj", x, whole_qk_norm_ ? q_norm_ : Norm(nullptr));
+  torch::Tensor k = project_heads("k_proj", x, whole_qk_norm_ ? k_norm_ : Norm(nullptr));
   torch::Tensor v = project_heads("v_proj", x);
   if (clip_qkv_ > 0) {  // olmo: the projections clamped, before any norm or RoPE
     q = q.clamp(-clip_qkv_, clip_qkv_);
     k = k.clamp(-clip_qkv_, clip_qkv_);
     v = v.clamp(-clip_qkv_, clip_qkv_);
   }
-  if (q_norm_) {  // per head, over head_dim, before RoPE
+  if (q_norm_ && !whole_qk_norm_) {  // per head, over head_dim, before RoPE
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
   }
@@ -134,7 +145,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
   check(inputs.mask.defined() || count == 1 || count == k.size(2),
         "attention layer {}: {} queries over {} keys need a mask", layer_index_, count, k.size(2));
   torch::Tensor out;
-  if (inputs.kernel == AttentionKernel::Fused) {
+  // The fused kernel has no soft-cap: capped scores always take the explicit path.
+  if (inputs.kernel == AttentionKernel::Fused && softcap_ == 0) {
     // enable_gqa lets query head h read kv head h / (q_heads / kv_heads) in place: no repeated
     // copy of K and V (the CPU flash kernel indexes the shared head).
     std::optional<torch::Tensor> mask;

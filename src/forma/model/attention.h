@@ -51,9 +51,10 @@ torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t windo
 
 // The explicit attention products: q [B, H, T, D] over k, v [B, Hkv, S, D] (H a multiple of Hkv,
 // query head h reads kv head h / (H / Hkv)), `allowed` bool [T, S] or [B, 1, T, S]; scores divided
-// by `scale_divisor` (sqrt(D)), softmax in fp32, -> [B, H, T, D]. K and V are never repeated per query head.
+// by `scale_divisor` (sqrt(D)), soft-capped when `softcap` > 0 (tanh(s / cap) * cap, before the
+// mask), softmax in fp32, -> [B, H, T, D]. K and V are never repeated per query head.
 torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const torch::Tensor& allowed, double scale_divisor);
+                                         const torch::Tensor& allowed, double scale_divisor, double softcap = 0.0);
 
 class AttentionImpl : public torch::nn::Module {
  public:
@@ -62,17 +63,20 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const LayerInputs& inputs);
 
  private:
-  torch::Tensor project_heads(const char* name, const torch::Tensor& x);  // -> [B, H, T, D]
+  // -> [B, H, T, D], the projection normed first by `whole_norm` when given (qk_norm_whole).
+  torch::Tensor project_heads(const char* name, const torch::Tensor& x, Norm whole_norm = Norm(nullptr));
   // q [B, H, T, D], k and v [B, Hkv, S, D] -> [B, H, T, D]
   torch::Tensor explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
                                    const torch::Tensor& mask) const;
-  Norm q_norm_{nullptr}, k_norm_{nullptr};  // config.qk_norm
+  Norm q_norm_{nullptr}, k_norm_{nullptr};  // config.qk_norm (per head) or qk_norm_whole
+  bool whole_qk_norm_ = false;
   HeadNorms q_layernorm_{nullptr}, k_layernorm_{nullptr};  // config.head_layernorm
   int64_t head_dim_;
+  double attention_scale_;  // config.attention_scale (0: 1/sqrt(head_dim))
+  double softcap_;          // config.attn_logit_softcapping: forces the explicit kernel
   int64_t layer_index_;
   bool rope_;
   bool rope_interleaved_;
-  double attention_scale_;  // config.attention_scale (0: 1/sqrt(head_dim))
   double clip_qkv_;         // config.clip_qkv (0: no clamp)
 };
 TORCH_MODULE(Attention);

@@ -43,6 +43,12 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&arch
     register_module("embed_positions", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
   } else {
     inv_freq_ = rope_inv_freq(c);
+    if (c.local_rope_theta > 0) {  // gemma3: sliding layers rotate with their own theta, unscaled
+      ModelConfig local = c;
+      local.rope_theta = c.local_rope_theta;
+      local.rope_scaling.reset();
+      local_inv_freq_ = rope_inv_freq(local);
+    }
   }
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(DecoderLayer(c, *arch_, i));
@@ -61,7 +67,9 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   }
   if (config_.embedding_multiplier != 1.0) x = x * config_.embedding_multiplier;  // granite
   if (inv_freq_.defined() && inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
+  if (local_inv_freq_.defined() && local_inv_freq_.device() != x.device()) local_inv_freq_ = local_inv_freq_.to(x.device());
   LayerInputs inputs;
+  RopeTables local_rope;  // the sliding layers' tables when they have their own rope
   inputs.cache = cache;
   inputs.kernel = attention_kernel;
   // The attention mask for a window (0: full causal), built once per distinct window of the layers.
@@ -80,6 +88,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
       x = x + call_child(*this, "embed_positions", positions);
     } else {
       inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
+      if (local_inv_freq_.defined()) local_rope = rope_tables_at(local_inv_freq_, positions.unsqueeze(1));
     }
     torch::Tensor segments = packed->segment_ids.to(x.device());
     mask_for = [segments](int64_t window) { return packed_causal_mask(segments, window); };
@@ -100,6 +109,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
       x = x + call_child(*this, "embed_positions", positions);
     } else {
       inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
+      if (local_inv_freq_.defined()) local_rope = rope_tables_at(local_inv_freq_, positions.unsqueeze(1));
     }
     mask_for = [start, count, padding](int64_t window) { return padded_causal_mask(start, count, window, padding); };
   } else {
@@ -111,6 +121,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
       x = x + call_child(*this, "embed_positions", positions);
     } else {
       inputs.rope = rope_tables(inv_freq_, start, count);
+      if (local_inv_freq_.defined()) local_rope = rope_tables(local_inv_freq_, start, count);
     }
     const torch::Device device = x.device();
     mask_for = [start, count, device](int64_t window) {
@@ -123,10 +134,12 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled() &&
                          !config_.is_moe();
   std::map<int64_t, torch::Tensor> masks;  // window -> mask
+  const RopeTables global_rope = inputs.rope;
   for (size_t i = 0; i < layers_->size(); ++i) {
     const int64_t window = config_.layer_window(static_cast<int64_t>(i));
     if (!masks.count(window)) masks[window] = mask_for(window);
     inputs.mask = masks[window];
+    if (local_rope.cos.defined()) inputs.rope = window > 0 ? local_rope : global_rope;
     auto& layer = *layers_[i]->as<DecoderLayerImpl>();
     LayerOutput out = recompute ? recomputed_layer_forward(layer, x, inputs) : layer.forward(x, inputs);
     x = out.hidden;
@@ -175,6 +188,10 @@ torch::Tensor CausalLMImpl::output_logits(const torch::Tensor& hidden) {
                              ? call_child(*this, "lm_head", hidden)
                              : kernels::linear(hidden, child_weight(*model_, "embed_tokens"));
   if (config_.logit_scale != 1.0) logits = logits * config_.logit_scale;  // granite: 1 / logits_scaling
+  // gemma2's soft-cap, in the model's dtype before the fp32 cast, op by op as HF computes it (in
+  // bf16 each step rounds).
+  const double cap = config_.final_logit_softcapping;
+  if (cap > 0) logits = torch::tanh(logits / cap) * cap;
   return logits.to(torch::kFloat);  // [B, T, V]
 }
 

@@ -43,6 +43,7 @@ class TransformerImpl : public torch::nn::Module {
   const Architecture* arch_;
   torch::nn::ModuleList layers_;
   torch::Tensor inv_freq_;  // rope buffer (non-persistent in HF, so not a registered buffer)
+  torch::Tensor local_inv_freq_;  // the sliding layers' own rope (config.local_rope_theta), if any
   std::vector<torch::Tensor> router_logits_;  // per MoE layer, of the last forward
 };
 TORCH_MODULE(Transformer);
@@ -67,7 +68,8 @@ class CausalLMImpl : public torch::nn::Module {
                                            std::vector<torch::Tensor>* hidden_states,
                                            KVCache* cache = nullptr);
   // The output projection of final-norm hidden states [..., C] -> fp32 logits [..., V] (what
-  // forward() applies to every position; generation applies it to the last one only).
+  // forward() applies to every position; generation applies it to the last one only), soft-capped
+  // by config.final_logit_softcapping when set.
   torch::Tensor output_logits(const torch::Tensor& hidden);
   // Load-balancing auxiliary loss of the last forward (already times router_aux_loss_coef, as HF
   // MixtralForCausalLM adds it to the loss); a zero scalar for dense models.

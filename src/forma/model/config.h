@@ -62,6 +62,22 @@ struct ModelConfig {
   double logit_scale = 1.0;           // logits times this (granite: 1 / logits_scaling)
   bool norm_without_parameters = false;  // every hidden-size norm has no weight and no bias (olmo)
   double clip_qkv = 0.0;  // q, k, v projections clamped to [-clip_qkv, clip_qkv]; 0: none (olmo)
+  // tanh soft-caps (0: none): attention scores = tanh(scores / cap) * cap before the mask, which
+  // the fused kernel cannot do (the explicit path computes them), and the logits likewise (gemma2).
+  double attn_logit_softcapping = 0.0;
+  double final_logit_softcapping = 0.0;
+  // Sandwich norms: post_attention_layernorm normalises the attention output before the residual
+  // add, post_feedforward_layernorm the MLP's, and pre_feedforward_layernorm is the MLP's input
+  // norm (gemma2). Without pre_block_norms neither input_layernorm nor pre_feedforward_layernorm
+  // exists: x + norm(attn(x)), x + norm(mlp(x)) (olmo2).
+  bool post_block_norms = false;
+  bool pre_block_norms = true;
+  // RMSNorm over the whole q and k projections (all heads: q_norm has num_heads * head_dim weights),
+  // before the split into heads and RoPE (olmo2); qk_norm is the per-head kind.
+  bool qk_norm_whole = false;
+  // RoPE theta of the sliding-window layers, unscaled (gemma3's rope_local_base_freq); 0: every
+  // layer uses rope_theta and rope_scaling.
+  double local_rope_theta = 0.0;
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -1,6 +1,7 @@
 #include "forma/model/config_reader.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace forma {
 
@@ -20,6 +21,8 @@ void read_partial_rotary(FieldReader& r, const std::string& where, bool supporte
         where, partial);
   c.partial_rotary_factor = partial;
 }
+
+}  // namespace
 
 void read_rope_object(const json& j, const std::string& where, bool partial_rotary, ModelConfig& c) {
   check(j.is_object(), "{}: field '{}' must be an object or null", c.source, where);
@@ -45,8 +48,6 @@ void read_rope_object(const json& j, const std::string& where, bool partial_rota
   }
   if (s.rope_type != "default") c.rope_scaling = s;
 }
-
-}  // namespace
 
 void read_special_tokens(FieldReader& r, const json& original, int64_t bos_default, int64_t eos_default,
                          ModelConfig& c) {
@@ -187,6 +188,51 @@ void read_sliding_layers(const json& original, ModelConfig& c) {
   // Uniform layers: one window (or none) for all; mixed: the window on the sliding layers only.
   c.use_sliding_window = sliding > 0;
   if (sliding > 0 && sliding < c.num_hidden_layers) c.sliding_layers = slides;
+}
+
+int64_t read_layer_types(const json& original, int64_t pattern, ModelConfig& c) {
+  const json types = original.contains("layer_types") ? original["layer_types"] : json();
+  check(types.is_null() || types.is_array(), "{}: field 'layer_types' must be a list", c.source);
+  check(types.is_null() || static_cast<int64_t>(types.size()) == c.num_hidden_layers,
+        "{}: field 'layer_types' has {} entries for {} layers", c.source, types.size(), c.num_hidden_layers);
+  std::vector<bool> slides;
+  int64_t typed_sliding = 0, sliding = 0;
+  // Bounded: validation, which refuses more than 65,536 layers, runs after this.
+  for (int64_t i = 0; i < std::min<int64_t>(c.num_hidden_layers, 1 << 16); ++i) {
+    bool typed = (i + 1) % pattern != 0;
+    if (!types.is_null()) {
+      const json& t = types[static_cast<size_t>(i)];
+      check(t == "sliding_attention" || t == "full_attention",
+            "{}: field 'layer_types' entry {} ({}): expected \"sliding_attention\" or \"full_attention\"", c.source,
+            i, t.dump());
+      typed = t == "sliding_attention";
+    }
+    typed_sliding += typed;
+    const bool layer_slides = typed && c.sliding_window.has_value();
+    slides.push_back(layer_slides);
+    sliding += layer_slides;
+  }
+  c.use_sliding_window = sliding > 0;
+  if (sliding > 0 && sliding < c.num_hidden_layers) c.sliding_layers = slides;
+  return typed_sliding;
+}
+
+double read_softcap(FieldReader& r, const json& original, const char* key, double fallback, const ModelConfig& c) {
+  if (!original.contains(key)) return fallback;
+  const double cap = r.number(key, 0.0);
+  check(cap >= 0, "{}: field '{}' ({}) must not be negative", c.source, key, cap);
+  return cap;
+}
+
+double read_query_pre_attn_scalar(const json& original, const ModelConfig& c) {
+  double scalar = 256;
+  if (original.contains("query_pre_attn_scalar") && !original["query_pre_attn_scalar"].is_null()) {
+    const json& v = original["query_pre_attn_scalar"];
+    check(v.is_number() && v.get<double>() > 0, "{}: field 'query_pre_attn_scalar' must be a positive number, got {}",
+          c.source, v.dump());
+    scalar = v.get<double>();
+  }
+  return std::pow(scalar, -0.5);
 }
 
 }  // namespace forma

@@ -116,6 +116,22 @@ void write_gpt2_style_fields(const ModelConfig& c, nlohmann::json& j);
 // and ModelConfig::sliding_layers where some layers slide and others do not.
 void read_sliding_layers(const nlohmann::json& original, ModelConfig& c);
 
+// One RoPE object (transformers 4's rope_scaling, transformers 5's rope_parameters) into
+// c.rope_theta, c.rope_scaling and c.partial_rotary_factor; `where` names it in errors.
+void read_rope_object(const nlohmann::json& j, const std::string& where, bool partial_rotary, ModelConfig& c);
+
+// Gemma 2/3's sliding layers: layer_types (read, not taken: it stays in `extra`) where the config has
+// it, else HF's pattern (layer i slides unless (i + 1) % pattern == 0). Sets use_sliding_window and,
+// where layers differ, ModelConfig::sliding_layers. Returns how many layer types say sliding.
+int64_t read_layer_types(const nlohmann::json& original, int64_t pattern, ModelConfig& c);
+
+// A tanh soft-cap (Gemma 2/3): an absent key takes `fallback`, null switches it off (0).
+double read_softcap(FieldReader& r, const nlohmann::json& original, const char* key, double fallback,
+                    const ModelConfig& c);
+
+// Gemma 2/3's attention scale query_pre_attn_scalar ** -0.5 (default scalar 256; read, not taken).
+double read_query_pre_attn_scalar(const nlohmann::json& original, const ModelConfig& c);
+
 // bos/eos: an absent key takes the default, an explicit null stays null.
 void read_special_tokens(FieldReader& r, const nlohmann::json& original, int64_t bos, int64_t eos, ModelConfig& c);
 void write_special_tokens(const ModelConfig& c, nlohmann::json& j);

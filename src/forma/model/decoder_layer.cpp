@@ -3,12 +3,17 @@
 namespace forma {
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index) {
-  input_layernorm_ = register_module("input_layernorm", hidden_norm(c, arch));
+  sandwich_ = c.post_block_norms;
+  if (!sandwich_ || c.pre_block_norms) input_layernorm_ = register_module("input_layernorm", hidden_norm(c, arch));
   self_attn_ = register_module("self_attn", Attention(c, arch, layer_index));
   parallel_ = c.parallel_block;
   residual_multiplier_ = c.residual_multiplier;
   if (!parallel_ || c.parallel_mlp_norm) {
     post_attention_layernorm_ = register_module("post_attention_layernorm", hidden_norm(c, arch));
+  }
+  if (sandwich_) {
+    if (c.pre_block_norms) pre_feedforward_layernorm_ = register_module("pre_feedforward_layernorm", hidden_norm(c, arch));
+    post_feedforward_layernorm_ = register_module("post_feedforward_layernorm", hidden_norm(c, arch));
   }
   if (c.is_moe()) {
     register_module("block_sparse_moe", SparseMoe(c));
@@ -27,14 +32,27 @@ LayerOutput DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInputs&
     }
     return {scaled(attn + mlp_->forward(normed)) + x, torch::Tensor()};
   }
+  if (sandwich_) {  // gemma2, olmo2: each block's output normed before its residual add
+    torch::Tensor attn = self_attn_->forward(input_layernorm_ ? input_layernorm_->forward(x) : x, inputs);
+    torch::Tensor h = x + scaled(post_attention_layernorm_->forward(attn));
+    torch::Tensor normed = pre_feedforward_layernorm_ ? pre_feedforward_layernorm_->forward(h) : h;
+    LayerOutput out = feed_forward(normed);
+    out.hidden = h + scaled(post_feedforward_layernorm_->forward(out.hidden));
+    return out;
+  }
   torch::Tensor h = x + scaled(self_attn_->forward(input_layernorm_->forward(x), inputs));
-  torch::Tensor normed = post_attention_layernorm_->forward(h);
+  LayerOutput out = feed_forward(post_attention_layernorm_->forward(h));
+  out.hidden = h + scaled(out.hidden);
+  return out;
+}
+
+LayerOutput DecoderLayerImpl::feed_forward(const torch::Tensor& normed) {
   if (moe_) {
     auto* moe = dynamic_cast<MoeBlock*>(named_children()["block_sparse_moe"].get());
     auto [out, router_logits] = moe->forward(normed);
-    return {h + scaled(out), router_logits};
+    return {out, router_logits};
   }
-  return {h + scaled(mlp_->forward(normed)), torch::Tensor()};
+  return {mlp_->forward(normed), torch::Tensor()};
 }
 
 }  // namespace forma

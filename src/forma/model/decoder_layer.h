@@ -2,6 +2,9 @@
 // config.parallel_block, out = x + attn(norm1(x)) + mlp(norm1(x))), with HF's child
 // names (self_attn, input_layernorm, post_attention_layernorm, and mlp or block_sparse_moe).
 // config.residual_multiplier (granite) scales each block's output before it is added.
+// With config.post_block_norms (sandwich norms, HF's gemma2 names): h = x + post_attention_layernorm(
+// attn(input_layernorm(x))); out = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h))),
+// the two pre norms absent without config.pre_block_norms (olmo2).
 #pragma once
 #include <torch/torch.h>
 
@@ -22,9 +25,12 @@ class DecoderLayerImpl : public torch::nn::Module {
   LayerOutput forward(const torch::Tensor& x, const LayerInputs& inputs);
 
  private:
+  LayerOutput feed_forward(const torch::Tensor& normed);  // the MLP or MoE block: hidden = its output
   Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  Norm pre_feedforward_layernorm_{nullptr}, post_feedforward_layernorm_{nullptr};  // post_block_norms
   Attention self_attn_{nullptr};
   Mlp mlp_{nullptr};
+  bool sandwich_ = false;  // config.post_block_norms
   // x + attn(norm1(x)) + mlp(norm1(x)): no post_attention_layernorm, unless the MLP has its own
   // norm (config.parallel_mlp_norm): x + attn(norm1(x)) + mlp(norm2(x)).
   bool parallel_ = false;

@@ -22,8 +22,13 @@ LayerCounts count_layer(const ModelConfig& c) {
   if (qkv_bias) n.attention += q + 2 * kv;
   if (o_bias) n.attention += C;
   if (c.qk_norm) n.attention += 2 * c.head_dim;
+  if (c.qk_norm_whole) n.attention += q + kv;
   if (c.head_layernorm) n.attention += (c.num_attention_heads + c.num_key_value_heads) * c.head_dim;
-  n.norms = (layer_norm ? 2 * C : C) * (c.parallel_block && !c.parallel_mlp_norm ? 1 : 2);  // LayerNorm has weight and bias
+  // Pre-norm: input and post-attention norms (one in a parallel block, two when its MLP has its
+  // own); sandwich: the post norms of both blocks plus, unless absent, their pre norms.
+  const int64_t norm_count = c.post_block_norms ? (c.pre_block_norms ? 4 : 2)
+                                                : (c.parallel_block && !c.parallel_mlp_norm ? 1 : 2);
+  n.norms = (layer_norm ? 2 * C : C) * norm_count;  // LayerNorm has weight and bias
   if (c.norm_without_parameters) n.norms = 0;  // olmo
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;

@@ -26,6 +26,11 @@ void check_tensor_parallel_config(const ModelConfig& c, int tp) {
   const std::string& where = c.source.empty() ? std::string("the model config") : c.source;
   check(c.num_attention_heads % tp == 0, "{}: num_attention_heads={} is not divisible by tensor_parallel={}", where,
         c.num_attention_heads, tp);
+  // A norm over all heads' q (olmo2) needs every head's values on the rank that normalises them.
+  check(!c.qk_norm_whole || tp == 1,
+        "{}: q/k norms over all attention heads (qk_norm_whole, olmo2's q_norm/k_norm) are not supported with "
+        "tensor_parallel={}: each rank holds only its own heads",
+        where, tp);
   const int64_t kv = c.num_key_value_heads;
   check(kv > 0 && (kv % tp == 0 || tp % kv == 0),
         "{}: num_key_value_heads={} and tensor_parallel={}: one must divide the other (the key-value heads are "
