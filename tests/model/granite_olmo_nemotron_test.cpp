@@ -64,7 +64,9 @@ TEST(GraniteOlmoNemotron, DefaultsMatchTransformersAutoConfig) {
     EXPECT_EQ(c.hidden_act, h["hidden_act"].get<std::string>());
     EXPECT_EQ(c.tie_word_embeddings, h["tie_word_embeddings"].get<bool>());
     EXPECT_EQ(c.attention_bias, h["attention_bias"].get<bool>());
-    if (h.contains("mlp_bias")) EXPECT_EQ(c.mlp_bias, h["mlp_bias"].get<bool>());
+    if (h.contains("mlp_bias")) {
+      EXPECT_EQ(c.mlp_bias, h["mlp_bias"].get<bool>());
+    }
     if (h["bos_token_id"].is_null()) {
       EXPECT_FALSE(c.bos_token_id.has_value());
     } else {
@@ -75,7 +77,9 @@ TEST(GraniteOlmoNemotron, DefaultsMatchTransformersAutoConfig) {
     // reads null as one kv head per query head, as the other types do.
     const int64_t kv = h["num_key_value_heads"].is_null() ? c.num_attention_heads : h["num_key_value_heads"].get<int64_t>();
     EXPECT_EQ(c.num_key_value_heads, kv);
-    if (h.contains("head_dim")) EXPECT_EQ(c.head_dim, h["head_dim"].get<int64_t>());
+    if (h.contains("head_dim")) {
+      EXPECT_EQ(c.head_dim, h["head_dim"].get<int64_t>());
+    }
   }
   const json& g = hf["granite"];
   const ModelConfig granite = load_model_config(dir + "/granite");
