@@ -61,6 +61,7 @@ struct ModelConfig {
   double residual_multiplier = 1.0;   // x + m * attn(...), h + m * mlp(...) (granite)
   double logit_scale = 1.0;           // logits times this (granite: 1 / logits_scaling)
   bool norm_without_parameters = false;  // every hidden-size norm has no weight and no bias (olmo)
+  bool norm_bias = true;  // LayerNorms over hidden_size carry a bias (false: weight only, cohere)
   double clip_qkv = 0.0;  // q, k, v projections clamped to [-clip_qkv, clip_qkv]; 0: none (olmo)
   // tanh soft-caps (0: none): attention scores = tanh(scores / cap) * cap before the mask, which
   // the fused kernel cannot do (the explicit path computes them), and the logits likewise (gemma2).

@@ -28,7 +28,7 @@ LayerCounts count_layer(const ModelConfig& c) {
   // own); sandwich: the post norms of both blocks plus, unless absent, their pre norms.
   const int64_t norm_count = c.post_block_norms ? (c.pre_block_norms ? 4 : 2)
                                                 : (c.parallel_block && !c.parallel_mlp_norm ? 1 : 2);
-  n.norms = (layer_norm ? 2 * C : C) * norm_count;  // LayerNorm has weight and bias
+  n.norms = (layer_norm && c.norm_bias ? 2 * C : C) * norm_count;  // LayerNorm has weight and bias
   if (c.norm_without_parameters) n.norms = 0;  // olmo
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;
@@ -49,7 +49,7 @@ ParameterCounts count_parameters(const ModelConfig& c) {
   LayerCounts layer = count_layer(c);
   ParameterCounts n;
   n.embedding = c.vocab_size * C + (arch.position == PositionKind::Learned ? c.max_position_embeddings * C : 0);
-  const int64_t final_norm = c.norm_without_parameters ? 0 : arch.norm == NormKind::LayerNorm ? 2 * C : C;
+  const int64_t final_norm = c.norm_without_parameters ? 0 : arch.norm == NormKind::LayerNorm && c.norm_bias ? 2 * C : C;
   const int64_t lm_head = c.tie_word_embeddings ? 0 : c.vocab_size * C + (c.lm_head_bias ? c.vocab_size : 0);
   const int64_t common = layer.attention + layer.norms + layer.dense_mlp + layer.router;
   const int64_t experts_total = layer.expert * c.num_local_experts;

@@ -29,7 +29,7 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 }
 
 Norm hidden_norm(const ModelConfig& c, const Architecture& arch) {
-  return Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset, /*with_bias=*/true,
+  return Norm(arch.norm, c.hidden_size, c.norm_eps, c.norm_weight_offset, /*with_bias=*/c.norm_bias,
               /*affine=*/!c.norm_without_parameters);
 }
 

@@ -1,0 +1,101 @@
+// GPT-NeoX, GPT-J and Cohere beyond the hf-zoo fixture suite: the configurations the fixtures do not
+// use (gpt_neox's sequential block in transformers 4's spelling, GPT-J rotating whole heads, Cohere
+// with attention biases) against transformers itself (neox_family_reference.py writes the models
+// and their logits), the refusals, and LoRA's refusal of gpt_neox's per-head fused query_key_value.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "forma/core/error.h"
+#include "forma/model/causal_lm.h"
+#include "forma/model/config.h"
+#include "forma/model/hf_io.h"
+#include "forma/model/hf_names.h"
+#include "forma/model/tensor_io.h"
+#include "forma/peft/lora_model.h"
+#include "test_paths.h"
+
+namespace forma {
+namespace {
+
+// Runs the oracle once per test binary run.
+const std::string& reference_dir() {
+  static const std::string dir = [] {
+    const std::string out = test::scratch_dir();
+    const std::string command = "'" + test::python() + "' '" + test::fixture("../model/neox_family_reference.py") +
+                                "' '" + out + "' > '" + out + "/python.log' 2>&1";
+    check(std::system(command.c_str()) == 0, "the oracle failed: {} (see {}/python.log)", command, out);
+    return out;
+  }();
+  return dir;
+}
+
+double logits_diff(const std::string& dir, AttentionKernel kernel) {
+  CausalLM model = load_pretrained(dir);
+  model->eval();
+  model->set_attention_kernel(kernel);
+  auto ref = load_tensors(dir + "/reference.safetensors");
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = model->forward(ref.at("input_ids"));
+  return (logits.to(torch::kDouble) - ref.at("logits").to(torch::kDouble)).abs().max().item<double>();
+}
+
+TEST(NeoxFamily, GptNeoxSequentialBlockInTransformersFourSpellingMatchesTransformers) {
+  const std::string dir = reference_dir() + "/gpt_neox_sequential";
+  ModelConfig c = load_model_config(dir);
+  EXPECT_FALSE(c.parallel_block);
+  EXPECT_EQ(c.partial_rotary_factor, 0.5);
+  EXPECT_EQ(c.rope_theta, 1000.0);
+  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  ModelConfig again = parse_model_config(to_hf_json(c), "again");
+  EXPECT_EQ(to_hf_json(again), to_hf_json(c));
+}
+
+TEST(NeoxFamily, GptjRotatingWholeHeadsMatchesTransformers) {
+  const std::string dir = reference_dir() + "/gptj_full_rotary";
+  ModelConfig c = load_model_config(dir);
+  EXPECT_EQ(c.rotary_dim(), c.head_dim);
+  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+}
+
+TEST(NeoxFamily, CohereWithAttentionBiasMatchesTransformers) {
+  const std::string dir = reference_dir() + "/cohere_bias";
+  ModelConfig c = load_model_config(dir);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_EQ(c.logit_scale, 0.5);
+  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+}
+
+TEST(NeoxFamily, RefusesWhatItCannotRunNamingTheField) {
+  auto error = [](nlohmann::json j) { return test::error_of([&] { parse_model_config(j, "cfg.json"); }); };
+  std::string e = error({{"model_type", "gptj"}, {"tie_word_embeddings", true}});
+  EXPECT_NE(e.find("cfg.json: field 'tie_word_embeddings'"), std::string::npos) << e;
+  e = error({{"model_type", "gptj"}, {"n_embd", 32}, {"n_head", 4}, {"rotary_dim", 3}});
+  EXPECT_NE(e.find("cfg.json: field 'rotary_dim' (3)"), std::string::npos) << e;
+  e = error({{"model_type", "cohere"}, {"use_qk_norm", true}});
+  EXPECT_NE(e.find("cfg.json: field 'use_qk_norm'"), std::string::npos) << e;
+  e = error({{"model_type", "cohere"}, {"logit_scale", 0}});
+  EXPECT_NE(e.find("cfg.json: field 'logit_scale'"), std::string::npos) << e;
+  e = error({{"model_type", "gpt_neox"}, {"num_key_value_heads", 8}});
+  EXPECT_NE(e.find("cfg.json: gpt_neox has hidden_size / num_attention_heads dims per head"), std::string::npos) << e;
+}
+
+// Its q, k and v rows interleave per head: PEFT's one lora_B for the fused module cannot be split
+// into forma's three adapters by rows, so LoRA refuses it by name (other targets still work).
+TEST(NeoxFamily, LoraRefusesTheFusedQueryKeyValue) {
+  CausalLM model = load_pretrained(test::fixture("hf-zoo/gpt_neox"));
+  EXPECT_TRUE(hf_module_of(model->config(), "model.layers.0.self_attn.k_proj").grouped);
+  peft::LoraConfig config;
+  config.target_modules = {"query_key_value"};
+  std::string e = test::error_of([&] { peft::apply_lora(model, config, "recipe.yaml lora"); });
+  EXPECT_NE(e.find("LoRA on 'gpt_neox.layers.0.attention.query_key_value' is not supported"), std::string::npos) << e;
+  CausalLM other = load_pretrained(test::fixture("hf-zoo/gpt_neox"));
+  config.target_modules = {"dense"};
+  EXPECT_EQ(peft::apply_lora(other, config, "recipe.yaml lora"), 2);
+}
+
+}  // namespace
+}  // namespace forma
