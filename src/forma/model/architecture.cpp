@@ -8,14 +8,14 @@ namespace forma {
 extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGptBigcode, kStarcoder2, kGemma;
 extern const Architecture kPhi, kStableLm, kGptj, kGptNeox;
 extern const Architecture kGranite, kOlmo, kNemotron, kQwen3Moe;
-extern const Architecture kGemma2, kOlmo2, kGemma3Text, kCohere;
+extern const Architecture kGemma2, kOlmo2, kGemma3Text, kCohere, kGlm, kGlm4;
 
 const std::vector<const Architecture*>& all_architectures() {
   static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
                                                             &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma, &kPhi,
                                                             &kStableLm, &kGranite, &kOlmo, &kNemotron,
                                                             &kQwen3Moe, &kGptj, &kGptNeox, &kGemma2,
-                                                            &kOlmo2, &kGemma3Text, &kCohere};
+                                                            &kOlmo2, &kGemma3Text, &kCohere, &kGlm, &kGlm4};
   return registry;
 }
 
