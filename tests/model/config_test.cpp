@@ -100,8 +100,10 @@ TEST(ModelConfig, RejectsBadValuesNamingTheField) {
   expect_error({{"model_type", "llama"}, {"num_attention_heads", 6}, {"num_key_value_heads", 4}},
                "num_key_value_heads");
   expect_error({{"model_type", "llama"}, {"hidden_act", "mish"}}, "hidden_act");
-  expect_error({{"model_type", "llama"}, {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4}}}},
-               "rope_scaling");
+  expect_error({{"model_type", "llama"}, {"rope_scaling", {{"rope_type", "su"}, {"factor", 4}}}},
+               "rope_scaling.rope_type");
+  expect_error({{"model_type", "llama"}, {"rope_scaling", {{"rope_type", "longrope"}, {"short_factor", {1.0}}}}},
+               "rope_scaling.long_factor");
   expect_error({{"model_type", "llama"}, {"tie_word_embeddings", "yes"}}, "tie_word_embeddings");
   expect_error({{"model_type", "mixtral"}, {"num_experts_per_tok", 9}}, "num_experts_per_tok");
   expect_error({{"model_type", "gpt2"}, {"scale_attn_by_inverse_layer_idx", true}},

@@ -14,32 +14,13 @@
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
 #include "forma/peft/lora_model.h"
+#include "python_oracle.h"
 #include "test_paths.h"
 
 namespace forma {
 namespace {
 
-// Runs the oracle once per test binary run: OUT/gemma2 and OUT/gemma3.
-const std::string& reference_dir() {
-  static const std::string dir = [] {
-    const std::string out = test::scratch_dir();
-    const std::string command = "'" + test::python() + "' '" + test::fixture("../model/gemma_family_reference.py") +
-                                "' '" + out + "' > '" + out + "/python.log' 2>&1";
-    check(std::system(command.c_str()) == 0, "the oracle failed: {} (see {}/python.log)", command, out);
-    return out;
-  }();
-  return dir;
-}
-
-double logits_diff(const std::string& dir, AttentionKernel kernel) {
-  CausalLM model = load_pretrained(dir);
-  model->eval();
-  model->set_attention_kernel(kernel);
-  auto ref = load_tensors(dir + "/reference.safetensors");
-  torch::NoGradGuard no_grad;
-  torch::Tensor logits = model->forward(ref.at("input_ids"));
-  return (logits.to(torch::kDouble) - ref.at("logits").to(torch::kDouble)).abs().max().item<double>();
-}
+const std::string& reference_dir() { return test::python_oracle_output("gemma_family_reference.py"); }
 
 TEST(GemmaFamily, Gemma2DefaultsMatchTransformers) {
   // No layer_types (even layers slide), no query_pre_attn_scalar (256, not head_dim 8), null caps.
@@ -49,8 +30,8 @@ TEST(GemmaFamily, Gemma2DefaultsMatchTransformers) {
   EXPECT_EQ(c.final_logit_softcapping, 0.0);
   EXPECT_DOUBLE_EQ(c.attention_scale, 1.0 / 16);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) EXPECT_EQ(c.layer_window(i), i % 2 == 0 ? 4 : 0) << i;
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Explicit), 1e-4);
 }
 
 TEST(GemmaFamily, Gemma3TransformersFourSpellingMatchesTransformers) {
@@ -62,8 +43,8 @@ TEST(GemmaFamily, Gemma3TransformersFourSpellingMatchesTransformers) {
   ASSERT_TRUE(c.rope_scaling.has_value());
   EXPECT_EQ(c.rope_scaling->factor, 4.0);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) EXPECT_EQ(c.layer_window(i), i == 2 ? 0 : 4) << i;
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Explicit), 1e-4);
   // The round trip keeps the meaning: forma writes transformers 4's spelling back.
   ModelConfig again = parse_model_config(to_hf_json(c), "again");
   EXPECT_EQ(to_hf_json(again), to_hf_json(c));

@@ -96,9 +96,17 @@ TEST_P(HfFixture, RopeInverseFrequenciesMatch) {
     return;
   }
   if (!f.ref.count("rope.inv_freq")) GTEST_SKIP() << "learned positions";
-  torch::Tensor ours = rope_inv_freq(f.model->config());
+  // rope.inv_freq is the buffer as the reference forward used it (its positions reach the input's
+  // length); where that forward rewrote it (dynamic, longrope), rope.inv_freq.initial is HF's at load.
+  const int64_t length = f.ref.at("input_ids").size(1);
+  torch::Tensor ours = rope_inv_freq(f.model->config(), length);
   torch::Tensor theirs = f.ref.at("rope.inv_freq");
   EXPECT_TRUE(torch::allclose(ours, theirs, /*rtol=*/1e-6, /*atol=*/0)) << ours << theirs;
+  if (f.ref.count("rope.inv_freq.initial")) {
+    ours = rope_inv_freq(f.model->config());
+    theirs = f.ref.at("rope.inv_freq.initial");
+    EXPECT_TRUE(torch::allclose(ours, theirs, /*rtol=*/1e-6, /*atol=*/0)) << ours << theirs;
+  }
 }
 
 TEST_P(HfFixtureKernel, LossGradientsAndGradNormMatch) {
@@ -141,14 +149,19 @@ TEST_P(HfFixtureKernel, GreedyDecodingWithKVCacheMatchesHuggingFace) {
   KVCache cache(f.model->config(), prompt + steps);
   torch::Tensor logits = f.model->forward(sequence.slice(1, 0, prompt), &cache);
   torch::Tensor full = f.model->forward(sequence);  // no cache, all 24 positions
-  EXPECT_LT(max_abs_diff(logits[0], full[0].slice(0, 0, prompt)), 1e-4);
+  // Where the rope frequencies change with the length (dynamic NTK), HF's cached keys keep the
+  // older ones, so the cached run equals HF's (step_logits) but not a fresh 24-token forward.
+  const ModelConfig& config = f.model->config();
+  const bool same_rope = f.ref.count("rope.inv_freq") == 0 ||
+                         torch::equal(rope_inv_freq(config, prompt), rope_inv_freq(config, prompt + steps));
+  if (same_rope) EXPECT_LT(max_abs_diff(logits[0], full[0].slice(0, 0, prompt)), 1e-4);
   for (int64_t s = 0; s < steps; ++s) {
     torch::Tensor last = logits[0][-1];
     EXPECT_LT(max_abs_diff(last, step_logits[s]), 1e-4) << "step " << s;
     EXPECT_EQ(last.argmax().item<int64_t>(), sequence[0][prompt + s].item<int64_t>()) << "step " << s;
     // feed HF's token (not ours) so that one near-tie cannot derail the remaining steps
     logits = f.model->forward(sequence.slice(1, prompt + s, prompt + s + 1), &cache);
-    EXPECT_LT(max_abs_diff(logits[0][0], full[0][prompt + s]), 1e-4) << "cached step " << s;
+    if (same_rope) EXPECT_LT(max_abs_diff(logits[0][0], full[0][prompt + s]), 1e-4) << "cached step " << s;
   }
   EXPECT_EQ(cache.length(), prompt + steps);
 }

@@ -13,32 +13,13 @@
 #include "forma/model/hf_names.h"
 #include "forma/model/tensor_io.h"
 #include "forma/peft/lora_model.h"
+#include "python_oracle.h"
 #include "test_paths.h"
 
 namespace forma {
 namespace {
 
-// Runs the oracle once per test binary run.
-const std::string& reference_dir() {
-  static const std::string dir = [] {
-    const std::string out = test::scratch_dir();
-    const std::string command = "'" + test::python() + "' '" + test::fixture("../model/neox_family_reference.py") +
-                                "' '" + out + "' > '" + out + "/python.log' 2>&1";
-    check(std::system(command.c_str()) == 0, "the oracle failed: {} (see {}/python.log)", command, out);
-    return out;
-  }();
-  return dir;
-}
-
-double logits_diff(const std::string& dir, AttentionKernel kernel) {
-  CausalLM model = load_pretrained(dir);
-  model->eval();
-  model->set_attention_kernel(kernel);
-  auto ref = load_tensors(dir + "/reference.safetensors");
-  torch::NoGradGuard no_grad;
-  torch::Tensor logits = model->forward(ref.at("input_ids"));
-  return (logits.to(torch::kDouble) - ref.at("logits").to(torch::kDouble)).abs().max().item<double>();
-}
+const std::string& reference_dir() { return test::python_oracle_output("neox_family_reference.py"); }
 
 TEST(NeoxFamily, GptNeoxSequentialBlockInTransformersFourSpellingMatchesTransformers) {
   const std::string dir = reference_dir() + "/gpt_neox_sequential";
@@ -46,8 +27,8 @@ TEST(NeoxFamily, GptNeoxSequentialBlockInTransformersFourSpellingMatchesTransfor
   EXPECT_FALSE(c.parallel_block);
   EXPECT_EQ(c.partial_rotary_factor, 0.5);
   EXPECT_EQ(c.rope_theta, 1000.0);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Explicit), 1e-4);
   ModelConfig again = parse_model_config(to_hf_json(c), "again");
   EXPECT_EQ(to_hf_json(again), to_hf_json(c));
 }
@@ -56,8 +37,8 @@ TEST(NeoxFamily, GptjRotatingWholeHeadsMatchesTransformers) {
   const std::string dir = reference_dir() + "/gptj_full_rotary";
   ModelConfig c = load_model_config(dir);
   EXPECT_EQ(c.rotary_dim(), c.head_dim);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Explicit), 1e-4);
 }
 
 TEST(NeoxFamily, CohereWithAttentionBiasMatchesTransformers) {
@@ -65,8 +46,8 @@ TEST(NeoxFamily, CohereWithAttentionBiasMatchesTransformers) {
   ModelConfig c = load_model_config(dir);
   EXPECT_TRUE(c.attention_bias);
   EXPECT_EQ(c.logit_scale, 0.5);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Explicit), 1e-4);
 }
 
 TEST(NeoxFamily, RefusesWhatItCannotRunNamingTheField) {

@@ -15,8 +15,6 @@ namespace {
 // Fixtures of registered architectures that use a feature forma does not implement yet, and the
 // words the refusal must contain (the field it names).
 const std::map<std::string, std::string> kRefusedZooFixtures = {
-    {"llama_rope_dynamic", "rope_parameters.rope_type': unsupported 'dynamic'"},
-    {"llama_rope_yarn", "rope_parameters.rope_type': unsupported 'yarn'"},
 };
 
 bool registered(const std::string& model_type) {

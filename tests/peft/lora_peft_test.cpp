@@ -46,6 +46,14 @@ torch::Tensor forma_logits(CausalLM& model) {
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
+// "llama": tests/fixtures/hf-tiny/llama; a name with a folder ("hf-zoo/phi3") as it is.
+std::string fixture_name(const std::string& model) {
+  return model.find('/') == std::string::npos ? "hf-tiny/" + model : model;
+}
+
+// A test name's part for a model: the fixture's folder name.
+std::string test_name(const std::string& model) { return model.substr(model.rfind('/') + 1); }
+
 struct PeftCase {
   const char* model;
   const char* targets;
@@ -58,7 +66,7 @@ class PeftAdapterInForma : public testing::TestWithParam<PeftCase> {};
 // PEFT's logits.
 TEST_P(PeftAdapterInForma, SameLogitsAsPeft) {
   const auto& c = GetParam();
-  const std::string model_dir = test::fixture(std::string("hf-tiny/") + c.model);
+  const std::string model_dir = test::fixture(fixture_name(c.model));
   const std::string adapter = test::scratch_dir() + "/adapter";
   python(std::string("make-adapter '") + model_dir + "' '" + adapter + "' '" + c.targets + "' --ids " + kIds + " " +
          c.extra);
@@ -79,8 +87,12 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(PeftCase{"llama", "q_proj,v_proj,down_proj", "--modules-to-save lm_head"},
                     PeftCase{"qwen2", "all-linear", "--r 8 --alpha 16 --rslora 1"},
                     PeftCase{"gpt2", "c_attn,c_proj,c_fc", ""}, PeftCase{"mistral", "k_proj,o_proj,gate_proj", "--r 3 --alpha 5"},
-                    PeftCase{"llama", "model\\.layers\\.1\\..*_proj", "--r 2"}),
-    [](const testing::TestParamInfo<PeftCase>& info) { return info.param.model + std::to_string(info.index); });
+                    PeftCase{"llama", "model\\.layers\\.1\\..*_proj", "--r 2"},
+                    // Fused HF modules split into parts of unequal size (q wider than k and v under
+                    // GQA) and into two (gate | up).
+                    PeftCase{"hf-zoo/phi3", "qkv_proj,gate_up_proj,o_proj", "--r 3"},
+                    PeftCase{"hf-zoo/glm", "gate_up_proj,q_proj", ""}),
+    [](const testing::TestParamInfo<PeftCase>& info) { return test_name(info.param.model) + std::to_string(info.index); });
 
 struct TrainCase {
   const char* model;
@@ -94,9 +106,11 @@ class FormaAdapterInPeft : public testing::TestWithParam<TrainCase> {};
 // the unmerged model's.
 TEST_P(FormaAdapterInPeft, SameLogitsInPeftAndMerged) {
   const auto& c = GetParam();
-  const std::string model_dir = test::fixture(std::string("hf-tiny/") + c.model);
+  const std::string model_dir = test::fixture(fixture_name(c.model));
   const std::string dir = test::scratch_dir();
-  auto overrides = test::tiny_overrides(test::write_pattern_dataset(dir), dir + "/out");
+  // The zoo's fixtures have 256 ids, hf-tiny's 320 or more.
+  const int vocab = static_cast<int>(load_model_config(model_dir).vocab_size);
+  auto overrides = test::tiny_overrides(test::write_pattern_dataset(dir, 40, 200, std::min(vocab, 320)), dir + "/out");
   overrides[0] = "model.path=" + model_dir;
   for (const auto& o : {"training.max_steps=4", "optimizer.lr=0.01", "logging.eval_interval=0",
                         "checkpoint.interval=0", "training.seq_len=16"}) {
@@ -140,7 +154,8 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(TrainCase{"llama", {"lora.r=4", "lora.alpha=8", "lora.target_modules=[q_proj, v_proj, up_proj]",
                                         "lora.modules_to_save=[lm_head]", "lora.dropout=0.1"}},
                     TrainCase{"qwen2", {"lora.r=4", "lora.target_modules=all-linear", "lora.use_rslora=true"}},
-                    TrainCase{"gpt2", {"lora.r=2", "lora.alpha=4", "lora.target_modules=[c_attn, c_proj, c_fc]"}}),
-    [](const testing::TestParamInfo<TrainCase>& info) { return std::string(info.param.model); });
+                    TrainCase{"gpt2", {"lora.r=2", "lora.alpha=4", "lora.target_modules=[c_attn, c_proj, c_fc]"}},
+                    TrainCase{"hf-zoo/phi3", {"lora.r=2", "lora.target_modules=[qkv_proj, gate_up_proj]"}}),
+    [](const testing::TestParamInfo<TrainCase>& info) { return test_name(info.param.model); });
 
 }  // namespace forma::peft::lora_peft_test

@@ -6,13 +6,13 @@ namespace forma {
 
 // One spec per architecture, each in src/forma/model/arch/<type>.cpp.
 extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGptBigcode, kStarcoder2, kGemma;
-extern const Architecture kPhi, kStableLm, kGptj, kGptNeox;
+extern const Architecture kPhi, kPhi3, kStableLm, kGptj, kGptNeox;
 extern const Architecture kGranite, kOlmo, kNemotron, kQwen3Moe;
 extern const Architecture kGemma2, kOlmo2, kGemma3Text, kCohere, kGlm, kGlm4;
 
 const std::vector<const Architecture*>& all_architectures() {
   static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
-                                                            &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma, &kPhi,
+                                                            &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma, &kPhi, &kPhi3,
                                                             &kStableLm, &kGranite, &kOlmo, &kNemotron,
                                                             &kQwen3Moe, &kGptj, &kGptNeox, &kGemma2,
                                                             &kOlmo2, &kGemma3Text, &kCohere, &kGlm, &kGlm4};

@@ -43,6 +43,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&arch
     register_module("embed_positions", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
   } else {
     inv_freq_ = rope_inv_freq(c);
+    rope_scale_ = rope_attention_factor(c);
     if (c.local_rope_theta > 0) {  // gemma3: sliding layers rotate with their own theta, unscaled
       ModelConfig local = c;
       local.rope_theta = c.local_rope_theta;
@@ -53,6 +54,21 @@ TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&arch
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(DecoderLayer(c, *arch_, i));
   register_module("norm", hidden_norm(c, *arch_));
+}
+
+const torch::Tensor& TransformerImpl::inv_freq_for(int64_t seq_len, const torch::Device& device) {
+  if (rope_depends_on_length(config_)) {
+    // dynamic: every length past max_position changes the base; longrope: two sets.
+    const RopeScaling& s = *config_.rope_scaling;
+    const int64_t key = s.rope_type == "dynamic" ? std::max(seq_len, config_.max_position_embeddings)
+                                                 : static_cast<int64_t>(seq_len > s.original_max_position_embeddings);
+    if (key != inv_freq_length_) {
+      inv_freq_ = rope_inv_freq(config_, seq_len);
+      inv_freq_length_ = key;
+    }
+  }
+  if (inv_freq_.device() != device) inv_freq_ = inv_freq_.to(device);
+  return inv_freq_;
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
@@ -66,7 +82,6 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     x = x * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options());
   }
   if (config_.embedding_multiplier != 1.0) x = x * config_.embedding_multiplier;  // granite
-  if (inv_freq_.defined() && inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
   if (local_inv_freq_.defined() && local_inv_freq_.device() != x.device()) local_inv_freq_ = local_inv_freq_.to(x.device());
   LayerInputs inputs;
   RopeTables local_rope;  // the sliding layers' tables when they have their own rope
@@ -87,7 +102,8 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     if (arch_->position == PositionKind::Learned) {
       x = x + call_child(*this, "embed_positions", positions);
     } else {
-      inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
+      const int64_t length = rope_depends_on_length(config_) ? positions.max().item<int64_t>() + 1 : 0;
+      inputs.rope = rope_tables_at(inv_freq_for(length, x.device()), positions.unsqueeze(1), rope_scale_);  // [B, 1, T, D]
       if (local_inv_freq_.defined()) local_rope = rope_tables_at(local_inv_freq_, positions.unsqueeze(1));
     }
     torch::Tensor segments = packed->segment_ids.to(x.device());
@@ -108,7 +124,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     if (arch_->position == PositionKind::Learned) {
       x = x + call_child(*this, "embed_positions", positions);
     } else {
-      inputs.rope = rope_tables_at(inv_freq_, positions.unsqueeze(1));  // [B, 1, T, D]
+      inputs.rope = rope_tables_at(inv_freq_for(last + 1, x.device()), positions.unsqueeze(1), rope_scale_);
       if (local_inv_freq_.defined()) local_rope = rope_tables_at(local_inv_freq_, positions.unsqueeze(1));
     }
     mask_for = [start, count, padding](int64_t window) { return padded_causal_mask(start, count, window, padding); };
@@ -120,7 +136,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
       torch::Tensor positions = torch::arange(start, start + count, input_ids.options());
       x = x + call_child(*this, "embed_positions", positions);
     } else {
-      inputs.rope = rope_tables(inv_freq_, start, count);
+      inputs.rope = rope_tables(inv_freq_for(start + count, x.device()), start, count, rope_scale_);
       if (local_inv_freq_.defined()) local_rope = rope_tables(local_inv_freq_, start, count);
     }
     const torch::Device device = x.device();

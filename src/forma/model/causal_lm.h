@@ -42,7 +42,12 @@ class TransformerImpl : public torch::nn::Module {
   ModelConfig config_;
   const Architecture* arch_;
   torch::nn::ModuleList layers_;
+  // The rope frequencies for a forward reaching `seq_len` (rope_inv_freq), kept while the length
+  // does not change them.
+  const torch::Tensor& inv_freq_for(int64_t seq_len, const torch::Device& device);
   torch::Tensor inv_freq_;  // rope buffer (non-persistent in HF, so not a registered buffer)
+  int64_t inv_freq_length_ = 0;  // the seq_len inv_freq_ was built for (length-dependent rope)
+  double rope_scale_ = 1.0;       // rope_attention_factor: multiplies the cos/sin tables
   torch::Tensor local_inv_freq_;  // the sliding layers' own rope (config.local_rope_theta), if any
   std::vector<torch::Tensor> router_logits_;  // per MoE layer, of the last forward
 };

@@ -10,14 +10,26 @@
 
 namespace forma {
 
-// HF rope_scaling. rope_type "linear": positions divided by `factor`. "llama3": Llama 3.1's
-// frequency-dependent scaling with low/high_freq_factor and original_max_position_embeddings.
+// HF rope_scaling (transformers 5: rope_parameters). rope_type "linear": positions divided by
+// `factor`. "llama3": Llama 3.1's frequency-dependent scaling with low/high_freq_factor and
+// original_max_position_embeddings. "yarn": YaRN's ramp between interpolated and extrapolated
+// frequencies (beta_fast/beta_slow) and an attention factor on cos/sin. "dynamic": NTK-aware base
+// rescaled by the length a forward reaches beyond max_position_embeddings. "longrope" (Phi-3):
+// per-frequency short_factor, or long_factor once a forward reaches past
+// original_max_position_embeddings, and an attention factor.
 struct RopeScaling {
-  std::string rope_type;  // "linear" | "llama3"
+  std::string rope_type;  // "linear" | "llama3" | "yarn" | "dynamic" | "longrope"
   double factor = 1.0;
+  bool factor_given = true;  // longrope: absent factor means max_position / original_max
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  double beta_fast = 32.0;  // yarn
+  double beta_slow = 1.0;
+  bool truncate = true;
+  std::optional<double> mscale, mscale_all_dim;
+  std::optional<double> attention_factor;  // yarn, longrope: absent means the paper's formula
+  std::vector<double> short_factor, long_factor;  // longrope: one per rotary frequency
 };
 
 struct ModelConfig {

@@ -32,19 +32,48 @@ void read_rope_object(const json& j, const std::string& where, bool partial_rota
   RopeScaling s;
   // Older configs spell the kind "type" instead of "rope_type".
   s.rope_type = r.string("rope_type", r.string("type", "default"));
-  check(s.rope_type == "linear" || s.rope_type == "llama3" || s.rope_type == "default",
-        "{}: field '{}.rope_type': unsupported '{}' (forma supports default, linear, llama3)", c.source, where,
-        s.rope_type);
+  const bool known = s.rope_type == "default" || s.rope_type == "linear" || s.rope_type == "llama3" ||
+                     s.rope_type == "yarn" || s.rope_type == "dynamic" || s.rope_type == "longrope";
+  check(known, "{}: field '{}.rope_type': unsupported '{}' (forma supports default, linear, llama3, yarn, dynamic, "
+        "longrope)", c.source, where, s.rope_type);
+  s.factor_given = r.has("factor");
   s.factor = r.number("factor", 1.0);
   s.low_freq_factor = r.number("low_freq_factor", 1.0);
   s.high_freq_factor = r.number("high_freq_factor", 4.0);
-  s.original_max_position_embeddings = r.integer("original_max_position_embeddings", 8192);
+  // HF's default for yarn and longrope is the model's own length (standardize_rope_params).
+  const bool own_length = s.rope_type == "yarn" || s.rope_type == "longrope";
+  s.original_max_position_embeddings =
+      r.integer("original_max_position_embeddings", own_length ? c.max_position_embeddings : 8192);
   check(s.factor > 0, "{}: field '{}.factor' must be positive", c.source, where);
+  check(s.original_max_position_embeddings > 0 || s.rope_type == "default" || s.rope_type == "linear" ||
+            s.rope_type == "dynamic",
+        "{}: field '{}.original_max_position_embeddings' must be positive", c.source, where);
   if (s.rope_type == "llama3") {
     check(s.high_freq_factor > s.low_freq_factor && s.low_freq_factor > 0,
           "{}: field '{}': need 0 < low_freq_factor < high_freq_factor", c.source, where);
-    check(s.original_max_position_embeddings > 0, "{}: field '{}.original_max_position_embeddings' must be positive",
-          c.source, where);
+  }
+  if (s.rope_type == "yarn") {
+    s.beta_fast = r.number("beta_fast", 32.0);
+    s.beta_slow = r.number("beta_slow", 1.0);
+    s.truncate = r.boolean("truncate", true);
+    if (r.has("mscale")) s.mscale = r.number("mscale", 1.0);
+    if (r.has("mscale_all_dim")) s.mscale_all_dim = r.number("mscale_all_dim", 1.0);
+  }
+  if ((s.rope_type == "yarn" || s.rope_type == "longrope") && r.has("attention_factor")) {
+    s.attention_factor = r.number("attention_factor", 1.0);
+  }
+  if (s.rope_type == "longrope") {
+    for (const char* key : {"short_factor", "long_factor"}) {
+      const json factors = r.take(key);
+      check(factors.is_array() && !factors.empty(), "{}: field '{}.{}' must be a list of numbers", c.source, where,
+            key);
+      std::vector<double>& out = std::string(key) == "short_factor" ? s.short_factor : s.long_factor;
+      for (const json& x : factors) {
+        check(x.is_number() && x.get<double>() > 0, "{}: field '{}.{}' must hold positive numbers, got {}",
+              c.source, where, key, x.dump());
+        out.push_back(x.get<double>());
+      }
+    }
   }
   if (s.rope_type != "default") c.rope_scaling = s;
 }
@@ -121,11 +150,26 @@ void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json
   j["rope_theta"] = c.rope_theta;
   if (c.rope_scaling) {
     const RopeScaling& s = *c.rope_scaling;
-    j["rope_scaling"] = {{"rope_type", s.rope_type}, {"factor", s.factor}};
+    j["rope_scaling"] = {{"rope_type", s.rope_type}};
+    if (s.factor_given) j["rope_scaling"]["factor"] = s.factor;
     if (s.rope_type == "llama3") {
       j["rope_scaling"]["low_freq_factor"] = s.low_freq_factor;
       j["rope_scaling"]["high_freq_factor"] = s.high_freq_factor;
+    }
+    if (s.rope_type == "llama3" || s.rope_type == "yarn" || s.rope_type == "longrope") {
       j["rope_scaling"]["original_max_position_embeddings"] = s.original_max_position_embeddings;
+    }
+    if (s.rope_type == "yarn") {
+      j["rope_scaling"]["beta_fast"] = s.beta_fast;
+      j["rope_scaling"]["beta_slow"] = s.beta_slow;
+      if (!s.truncate) j["rope_scaling"]["truncate"] = false;
+      if (s.mscale) j["rope_scaling"]["mscale"] = *s.mscale;
+      if (s.mscale_all_dim) j["rope_scaling"]["mscale_all_dim"] = *s.mscale_all_dim;
+    }
+    if (s.attention_factor) j["rope_scaling"]["attention_factor"] = *s.attention_factor;
+    if (s.rope_type == "longrope") {
+      j["rope_scaling"]["short_factor"] = s.short_factor;
+      j["rope_scaling"]["long_factor"] = s.long_factor;
     }
   } else {
     j["rope_scaling"] = nullptr;
@@ -222,6 +266,16 @@ double read_softcap(FieldReader& r, const json& original, const char* key, doubl
   const double cap = r.number(key, 0.0);
   check(cap >= 0, "{}: field '{}' ({}) must not be negative", c.source, key, cap);
   return cap;
+}
+
+void write_softcaps(const ModelConfig& c, json& j) {
+  auto cap = [](double v) { return v > 0 ? json(v) : json(nullptr); };
+  j["attn_logit_softcapping"] = cap(c.attn_logit_softcapping);
+  j["final_logit_softcapping"] = cap(c.final_logit_softcapping);
+}
+
+void write_sliding_window(const ModelConfig& c, json& j) {
+  j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
 }
 
 double read_query_pre_attn_scalar(const json& original, const ModelConfig& c) {

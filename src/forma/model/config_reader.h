@@ -129,6 +129,12 @@ int64_t read_layer_types(const nlohmann::json& original, int64_t pattern, ModelC
 double read_softcap(FieldReader& r, const nlohmann::json& original, const char* key, double fallback,
                     const ModelConfig& c);
 
+// Writes both soft-caps back, 0 as null.
+void write_softcaps(const ModelConfig& c, nlohmann::json& j);
+
+// Writes sliding_window back: the window, or null for full attention.
+void write_sliding_window(const ModelConfig& c, nlohmann::json& j);
+
 // Gemma 2/3's attention scale query_pre_attn_scalar ** -0.5 (default scalar 256; read, not taken).
 double read_query_pre_attn_scalar(const nlohmann::json& original, const ModelConfig& c);
 

@@ -182,7 +182,9 @@ std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraCon
     int64_t rank = 0, out_rows = 0;
     for (auto& [p, l] : parts) rank += l->r, out_rows += ab[l].second.size(0);
     const double scaling = parts[0].second->scaling;
-    auto a = torch::cat({ab[parts[0].second].first, ab[parts[1].second].first, ab[parts[2].second].first}, 0);
+    std::vector<torch::Tensor> as;
+    for (auto& [p, l] : parts) as.push_back(ab[l].first);
+    auto a = torch::cat(as, 0);
     auto b = torch::zeros({out_rows, rank}, a.options());
     int64_t row = 0, col = 0;
     for (auto& [p, l] : parts) {
@@ -231,14 +233,28 @@ LoraConfig load_adapter(CausalLM& model, const std::string& dir) {
   };
   torch::NoGradGuard no_grad;
   auto modules = model->named_modules("", false);
+  // A fused HF module's B stacks its parts' rows in part order, and the parts may differ in size
+  // (phi3's qkv_proj under GQA): each part's first row, and each module's row count.
+  std::map<std::string, std::map<int, std::pair<std::string, int64_t>>> parts_of;  // hf -> part -> (name, rows)
+  for (const auto& m : linear_modules(model)) {
+    auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
+    if (lora != nullptr) parts_of[m.hf_name][m.part] = {m.name, lora->lora_B.size(0)};
+  }
+  std::map<std::string, int64_t> first_row, fused_rows;
+  for (const auto& [hf, parts] : parts_of) {
+    for (const auto& [part, name_rows] : parts) {
+      first_row[name_rows.first] = fused_rows[hf];
+      fused_rows[hf] += name_rows.second;
+    }
+  }
   for (const auto& m : linear_modules(model)) {
     auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
     if (lora == nullptr) continue;
     const int64_t out = lora->lora_B.size(0), in = lora->lora_A.size(1);
     auto a = take(kPrefix + m.hf_name + ".lora_A.weight", {lora->r, in});
-    auto b = take(kPrefix + m.hf_name + ".lora_B.weight", {out * m.parts, lora->r});
+    auto b = take(kPrefix + m.hf_name + ".lora_B.weight", {fused_rows[m.hf_name], lora->r});
     lora->lora_A.copy_(a);
-    lora->lora_B.copy_(b.slice(0, out * m.part, out * (m.part + 1)));  // a fused module's rows of this part
+    lora->lora_B.copy_(b.slice(0, first_row[m.name], first_row[m.name] + out));  // this part's rows
   }
   StateDict hf_saved;
   for (const auto& [key, t] : tensors) {

@@ -36,10 +36,8 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
   j["hidden_activation"] = c.hidden_act;
   j["attention_bias"] = c.attention_bias;
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
-  auto cap = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  j["attn_logit_softcapping"] = cap(c.attn_logit_softcapping);
-  j["final_logit_softcapping"] = cap(c.final_logit_softcapping);
+  write_sliding_window(c, j);
+  write_softcaps(c, j);
 }
 
 }  // namespace forma::arch::gemma2

@@ -10,10 +10,7 @@ namespace forma::arch::gpt2 {
 // Checkpoints saved from GPT2Model (the official ones) lack the "transformer." prefix and carry
 // the causal-mask buffers attn.bias / attn.masked_bias, which are not weights.
 std::string normalize(const std::string& name) {
-  auto ends_with = [&](const std::string& suffix) {
-    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  if (ends_with(".attn.bias") || ends_with(".attn.masked_bias")) return "";
+  if (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")) return "";
   const bool bare = name.rfind("transformer.", 0) != 0 && name.rfind("lm_head.", 0) != 0;
   return bare ? "transformer." + name : name;
 }

@@ -11,8 +11,7 @@ namespace forma::arch::gpt_neox {
 // Older checkpoints carry buffers that are not weights: causal masks and the rotary frequencies.
 std::string normalize(const std::string& name) {
   for (const char* buffer : {".attention.bias", ".attention.masked_bias", ".rotary_emb.inv_freq"}) {
-    const std::string suffix = buffer;
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) return "";
+    if (name.ends_with(buffer)) return "";
   }
   return name;
 }

@@ -11,8 +11,7 @@ namespace forma::arch::gptj {
 // Old checkpoints carry the causal-mask buffers attn.bias / attn.masked_bias, which are not weights.
 std::string normalize(const std::string& name) {
   for (const char* buffer : {".attn.bias", ".attn.masked_bias"}) {
-    const std::string suffix = buffer;
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) return "";
+    if (name.ends_with(buffer)) return "";
   }
   return name;
 }

@@ -29,7 +29,7 @@ extern const Architecture kLlama{.model_type = "llama",
                                  .hf_class = "LlamaForCausalLM",
                                  .read_config = arch::llama::read,
                                  .write_config = arch::llama::write,
-                                                                                                   .qkv_bias = if_attention_bias,
+                                 .qkv_bias = if_attention_bias,
                                  .o_bias = if_attention_bias,
                                  .mlp_bias = if_mlp_bias};
 

@@ -15,7 +15,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
 
 void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  write_sliding_window(c, j);
 }
 
 }  // namespace forma::arch::mistral
@@ -26,7 +26,7 @@ extern const Architecture kMistral{.model_type = "mistral",
                                    .hf_class = "MistralForCausalLM",
                                    .read_config = arch::mistral::read,
                                    .write_config = arch::mistral::write,
-                                                                                                         .qkv_bias = never,
+                                   .qkv_bias = never,
                                    .o_bias = never,
                                    .mlp_bias = never};
 

@@ -21,7 +21,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
 
 void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  write_sliding_window(c, j);
   j["num_local_experts"] = c.num_local_experts;
   j["num_experts_per_tok"] = c.num_experts_per_tok;
   j["router_aux_loss_coef"] = c.router_aux_loss_coef;
@@ -35,7 +35,7 @@ extern const Architecture kMixtral{.model_type = "mixtral",
                                    .hf_class = "MixtralForCausalLM",
                                    .read_config = arch::mixtral::read,
                                    .write_config = arch::mixtral::write,
-                                                                                                         .qkv_bias = never,
+                                   .qkv_bias = never,
                                    .o_bias = never,
                                    .mlp_bias = never};
 

@@ -20,7 +20,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
 
 void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  write_sliding_window(c, j);
   j["use_sliding_window"] = c.use_sliding_window;
 }
 
@@ -32,7 +32,7 @@ extern const Architecture kQwen2{.model_type = "qwen2",
                                  .hf_class = "Qwen2ForCausalLM",
                                  .read_config = arch::qwen2::read,
                                  .write_config = arch::qwen2::write,
-                                                                                                   .qkv_bias = always,
+                                 .qkv_bias = always,
                                  .o_bias = never,
                                  .mlp_bias = never};
 

@@ -22,7 +22,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
 void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
   j["attention_bias"] = c.attention_bias;
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  write_sliding_window(c, j);
   j["use_sliding_window"] = c.use_sliding_window;
 }
 

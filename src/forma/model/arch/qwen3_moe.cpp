@@ -75,7 +75,7 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   }
   j["moe_intermediate_size"] = c.intermediate_size;
   j["attention_bias"] = c.attention_bias;
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  write_sliding_window(c, j);
   j["use_sliding_window"] = false;
   j.erase("num_local_experts");
   j["num_experts"] = c.num_local_experts;

@@ -33,7 +33,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
 void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
   j["use_bias"] = c.attention_bias;
-  j["sliding_window"] = c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr);
+  write_sliding_window(c, j);
 }
 
 std::vector<WeightRule> rules(const ModelConfig&) {
