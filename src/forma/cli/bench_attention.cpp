@@ -54,7 +54,8 @@ void run_bench_attention(const BenchAttentionArgs& args) {
   const double before_mb = peak_rss_mb();  // the model, its inputs and LibTorch itself
 
   auto start = std::chrono::steady_clock::now();
-  torch::Tensor loss = causal_lm_loss(model->forward(ids), ids) + model->aux_loss();
+  torch::Tensor logits = model->forward(ids);  // first: aux_loss reads the router logits it leaves
+  torch::Tensor loss = causal_lm_loss(logits, ids) + model->aux_loss();
   loss.backward();
   loss.item<double>();  // waits for a GPU to finish
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

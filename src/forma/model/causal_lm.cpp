@@ -146,9 +146,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
   }
   if (hidden_states) hidden_states->assign(1, x);
   router_logits_.clear();
-  // MoE layers are not recomputed yet: their two-output recompute failed in backward (known gap).
-  const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled() &&
-                         !config_.is_moe();
+  const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
   std::map<int64_t, torch::Tensor> masks;  // window -> mask
   const RopeTables global_rope = inputs.rope;
   for (size_t i = 0; i < layers_->size(); ++i) {
