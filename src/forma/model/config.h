@@ -79,6 +79,8 @@ struct ModelConfig {
   // RoPE theta of the sliding-window layers, unscaled (gemma3's rope_local_base_freq); 0: every
   // layer uses rope_theta and rope_scaling.
   double local_rope_theta = 0.0;
+  bool moe_renormalize = true;  // top-k router weights renormalised to sum 1 (mixtral); false: softmax probabilities as they are (olmoe, qwen2_moe)
+  int64_t shared_expert_intermediate_size = 0;  // a dense SwiGLU expert every token goes through, scaled by sigmoid(shared_expert_gate(x)); 0: none (qwen2_moe)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -32,6 +32,8 @@ LayerCounts count_layer(const ModelConfig& c) {
   if (c.norm_without_parameters) n.norms = 0;  // olmo
   if (c.is_moe()) {
     n.router = C * c.num_local_experts;
+    // The shared expert and its one-output gate run on every token: counted with the router.
+    if (c.shared_expert_intermediate_size > 0) n.router += 3 * C * c.shared_expert_intermediate_size + C;
     n.expert = 3 * C * I;
   } else if (!arch.gated_mlp) {
     n.dense_mlp = 2 * C * I + (mlp_bias ? I + C : 0);

@@ -26,6 +26,13 @@ std::vector<PlannedLinear> planned_linears(const ModelConfig& c) {
         add(x + "w2", c.intermediate_size, c.hidden_size);
         add(x + "w3", c.hidden_size, c.intermediate_size);
       }
+      if (c.shared_expert_intermediate_size > 0) {
+        const std::string x = l + "block_sparse_moe.shared_expert.";
+        add(x + "gate_proj", c.hidden_size, c.shared_expert_intermediate_size);
+        add(x + "up_proj", c.hidden_size, c.shared_expert_intermediate_size);
+        add(x + "down_proj", c.shared_expert_intermediate_size, c.hidden_size);
+        add(l + "block_sparse_moe.shared_expert_gate", c.hidden_size, 1);
+      }
     } else {
       if (arch.gated_mlp) add(l + "mlp.gate_proj", c.hidden_size, c.intermediate_size);
       add(l + "mlp.up_proj", c.hidden_size, c.intermediate_size);

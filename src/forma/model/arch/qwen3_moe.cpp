@@ -1,6 +1,6 @@
 // Qwen3-MoE (Qwen3-30B-A3B, Qwen3-235B-A22B): Qwen3's attention (q/k RMSNorm per head) with
-// Mixtral's sparse block in every layer: softmax router, top-k, renormalised weights
-// (norm_topk_prob), no shared expert. HF names the block mlp (mlp.gate, mlp.experts.{E}.gate_proj /
+// Mixtral's sparse block in every layer: softmax router, top-k, weights renormalised when
+// norm_topk_prob (moe_renormalize), no shared expert. HF names the block mlp (mlp.gate, mlp.experts.{E}.gate_proj /
 // up_proj / down_proj); forma holds it as Mixtral's block_sparse_moe (gate, experts.{E}.w1/w3/w2).
 // The experts' width is moe_intermediate_size; the dense intermediate_size, used only by dense
 // layers (which forma refuses), is kept as it was for the round trip.
@@ -46,10 +46,9 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   c.num_experts_per_tok = r.integer("num_experts_per_tok", 8);
   c.router_aux_loss_coef = r.number("router_aux_loss_coef", 0.001);
   check(c.num_local_experts > 0, "{}: field 'num_experts' must be positive, got {}", c.source, c.num_local_experts);
-  // Mixtral's block renormalises the top-k weights; Qwen3MoeConfig's default does not.
-  check(r.boolean("norm_topk_prob", false),
-        "{}: field 'norm_topk_prob': false (the default) is not supported for model_type 'qwen3_moe' (forma "
-        "renormalises the top-k router weights, as every published Qwen3-MoE config asks)", c.source);
+  // Qwen3MoeConfig's default leaves the top-k probabilities as they are; every published
+  // Qwen3-MoE config renormalises them (norm_topk_prob true).
+  c.moe_renormalize = r.boolean("norm_topk_prob", false);
   // HF: layer i is sparse unless listed in mlp_only_layers or (i + 1) % decoder_sparse_step != 0.
   const int64_t step = r.integer("decoder_sparse_step", 1);
   check(step == 1, "{}: field 'decoder_sparse_step' ({}): only 1 (every layer sparse) is supported", c.source, step);
@@ -81,7 +80,7 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["num_experts"] = c.num_local_experts;
   j["num_experts_per_tok"] = c.num_experts_per_tok;
   j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["norm_topk_prob"] = true;
+  j["norm_topk_prob"] = c.moe_renormalize;
   j["decoder_sparse_step"] = 1;
   j["mlp_only_layers"] = nlohmann::json::array();
 }
