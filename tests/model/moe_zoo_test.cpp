@@ -1,11 +1,13 @@
 // OLMoE, Qwen2-MoE and Qwen3-MoE beyond the registry-driven fixture suite (hf_fixture_test.cpp runs
 // hf-zoo/olmoe, qwen2_moe, qwen3_moe as transformers wrote them): the configs written back under
 // transformers' names, the routing options the fixtures do not exercise (top-k weights
-// renormalised or not, clip_qkv after OLMoE's q/k norms) against transformers itself on the same
-// weights, the shared expert's parameters in the counts and the LoRA plan, and what is refused.
+// renormalised or not, clip_qkv after OLMoE's q/k norms) and dense layers among sparse ones
+// against transformers itself, the shared expert's parameters in the counts and the LoRA plan,
+// and what is refused.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <set>
 
 #include "forma/core/files.h"
 #include "forma/model/causal_lm.h"
@@ -13,6 +15,7 @@
 #include "forma/model/hf_io.h"
 #include "forma/model/model_stats.h"
 #include "forma/model/tensor_io.h"
+#include "forma/peft/lora_model.h"
 #include "forma/peft/lora_plan.h"
 #include "test_paths.h"
 
@@ -54,15 +57,21 @@ TEST(MoeZoo, ConfigsWriteBackTransformersFieldNames) {
 
 // The fixtures' weights under configs changed in one routing field each, run by forma and by
 // transformers (moe_routing_reference.py): the logits agree, and differ from the fixture's own
-// (the change matters on these weights, so the comparison can fail).
-TEST(MoeZoo, RoutingOptionsMatchTransformers) {
+// (the change matters on these weights, so the comparison can fail). Dense layers among sparse
+// ones (mlp_only_layers, decoder_sparse_step) need weights of their own: transformers draws and
+// saves them, and forma loads them, counts them and plans LoRA on them.
+TEST(MoeZoo, RoutingOptionsAndDenseLayersMatchTransformers) {
   const std::string out = test::scratch_dir();
   const std::string zoo = test::fixture("hf-zoo");
   const json variants = {
-      {"olmoe_renorm", {zoo + "/olmoe", {{"norm_topk_prob", true}}}},
-      {"olmoe_clip", {zoo + "/olmoe", {{"clip_qkv", 0.5}}}},
-      {"qwen2_moe_renorm", {zoo + "/qwen2_moe", {{"norm_topk_prob", true}}}},
-      {"qwen3_moe_plain", {zoo + "/qwen3_moe", {{"norm_topk_prob", false}}}},
+      {"olmoe_renorm", {zoo + "/olmoe", {{"norm_topk_prob", true}}, false}},
+      {"olmoe_clip", {zoo + "/olmoe", {{"clip_qkv", 0.5}}, false}},
+      {"qwen2_moe_renorm", {zoo + "/qwen2_moe", {{"norm_topk_prob", true}}, false}},
+      {"qwen3_moe_plain", {zoo + "/qwen3_moe", {{"norm_topk_prob", false}}, false}},
+      // layer 0 dense of width 48 (the experts' 16, the shared expert's 32), layer 1 sparse
+      {"qwen2_moe_dense", {zoo + "/qwen2_moe", {{"mlp_only_layers", {0}}, {"intermediate_size", 48}}, true}},
+      // (i + 1) % 2: layer 0 dense (intermediate_size 64), layer 1 sparse
+      {"qwen3_moe_step", {zoo + "/qwen3_moe", {{"decoder_sparse_step", 2}}, true}},
   };
   const std::string command = "'" + test::python() + "' '" + test::fixture("../model/moe_routing_reference.py") +
                               "' '" + out + "' '" + variants.dump() + "' > '" + out + "/python.log' 2>&1";
@@ -77,7 +86,26 @@ TEST(MoeZoo, RoutingOptionsMatchTransformers) {
     model->eval();
     const torch::Tensor ours = model->forward(ref.at("input_ids"));
     EXPECT_LT((ours - theirs).abs().max().item<double>(), 1e-4);
-    EXPECT_GT((theirs - ref.at("logits")).abs().max().item<double>(), 1e-2);
+    if (!variant[2].get<bool>()) {
+      EXPECT_GT((theirs - ref.at("logits")).abs().max().item<double>(), 1e-2);
+      continue;
+    }
+    const ModelConfig& c = model->config();
+    ASSERT_EQ(c.sparse_layers, (std::vector<bool>{false, true}));
+    const auto params = model->named_parameters();
+    EXPECT_EQ(params["model.layers.0.mlp.gate_proj.weight"].size(0), c.dense_intermediate_size);
+    EXPECT_EQ(params.find("model.layers.0.block_sparse_moe.gate.weight"), nullptr);
+    EXPECT_NE(params.find("model.layers.1.block_sparse_moe.gate.weight"), nullptr);
+    int64_t hf_total = 0;  // what transformers saved
+    for (const auto& [key, tensor] : load_tensors(out + "/" + name + "/model.safetensors")) hf_total += tensor.numel();
+    EXPECT_EQ(count_parameters(c).total, hf_total);
+    // LoRA's plan names every linear layer the model has, the dense layer's included.
+    std::set<std::string> planned;
+    for (const auto& l : peft::planned_linears(c)) planned.insert(l.module.name);
+    std::set<std::string> built;
+    for (const auto& m : peft::linear_modules(model)) built.insert(m.name);
+    EXPECT_EQ(planned, built);
+    EXPECT_TRUE(planned.count("model.layers.0.mlp.down_proj"));
   }
 }
 
@@ -106,6 +134,35 @@ TEST(MoeZoo, SharedExpertCountedAndPlannedForLora) {
   EXPECT_EQ(planned, 4 * L);
 }
 
+// HF's rule: layer i is sparse unless in mlp_only_layers or (i + 1) % decoder_sparse_step != 0;
+// the fields come back as they were read.
+TEST(MoeZoo, DenseLayersFollowDecoderSparseStepAndMlpOnlyLayers) {
+  json j = json::parse(read_file(test::fixture("hf-zoo/qwen2_moe") + "/config.json"));
+  j["num_hidden_layers"] = 6;
+  j["layer_types"] = json(6, "full_attention");
+  j["decoder_sparse_step"] = 2;
+  j["mlp_only_layers"] = {3, 9};  // 9: no such layer, matches none (as in HF)
+  const ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.sparse_layers, (std::vector<bool>{false, true, false, false, false, true}));
+  EXPECT_EQ(c.dense_intermediate_size, 64);
+  const json back = to_hf_json(c);
+  EXPECT_EQ(back["decoder_sparse_step"], 2);
+  EXPECT_EQ(back["mlp_only_layers"], json({3, 9}));
+  EXPECT_EQ(back["intermediate_size"], 64);
+  // Set in code (no fields in extra): written as the equivalent mlp_only_layers.
+  ModelConfig coded = c;
+  coded.extra.erase("decoder_sparse_step");
+  coded.extra.erase("mlp_only_layers");
+  const json written = to_hf_json(coded);
+  EXPECT_EQ(written["decoder_sparse_step"], 1);
+  EXPECT_EQ(written["mlp_only_layers"], json({0, 2, 3, 4}));
+  EXPECT_EQ(parse_model_config(written, "again").sparse_layers, c.sparse_layers);
+  // Every layer sparse: no per-layer list.
+  j["decoder_sparse_step"] = 1;
+  j["mlp_only_layers"] = json::array();
+  EXPECT_TRUE(parse_model_config(j, "cfg.json").sparse_layers.empty());
+}
+
 TEST(MoeZoo, RefusesWhatItCannotRunNamingTheField) {
   const json fixture = json::parse(read_file(test::fixture("hf-zoo/qwen2_moe") + "/config.json"));
   auto error = [&](const char* key, const json& value) {
@@ -113,8 +170,11 @@ TEST(MoeZoo, RefusesWhatItCannotRunNamingTheField) {
     j[key] = value;
     return test::error_of([&] { parse_model_config(j, "cfg.json"); });
   };
-  EXPECT_NE(error("decoder_sparse_step", 2).find("cfg.json: field 'decoder_sparse_step' (2)"), std::string::npos);
-  EXPECT_NE(error("mlp_only_layers", json::array({0})).find("field 'mlp_only_layers' ([0])"), std::string::npos);
+  EXPECT_NE(error("decoder_sparse_step", 0).find("cfg.json: field 'decoder_sparse_step' (0) must be positive"),
+            std::string::npos);
+  EXPECT_NE(error("mlp_only_layers", 0).find("field 'mlp_only_layers' must be a list"), std::string::npos);
+  EXPECT_NE(error("mlp_only_layers", json::array({"a"})).find("field 'mlp_only_layers' entry \"a\""),
+            std::string::npos);
   EXPECT_NE(error("use_sliding_window", true).find("field 'use_sliding_window'"), std::string::npos);
   EXPECT_NE(error("shared_expert_intermediate_size", 0).find("field 'shared_expert_intermediate_size'"),
             std::string::npos);

@@ -124,7 +124,7 @@ void shard_attention(Sharder& s, const TensorParallelPlan& plan, const std::stri
 
 void shard_feed_forward(Sharder& s, const TensorParallelPlan& plan, const std::string& layer) {
   const ModelConfig& c = plan.config;
-  if (!c.is_moe()) {
+  if (!s.has(layer + ".block_sparse_moe")) {  // dense models, and an MoE model's dense layers
     const std::string mlp = layer + ".mlp";
     auto input = std::make_shared<ColumnInput>(plan.group, plan.sequence_parallel);
     if (s.has(mlp + ".gate_proj")) s.column(mlp, "gate_proj", input);

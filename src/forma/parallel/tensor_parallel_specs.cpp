@@ -38,6 +38,9 @@ void check_tensor_parallel_config(const ModelConfig& c, int tp) {
         where, kv, tp);
   check(c.intermediate_size % tp == 0, "{}: intermediate_size={} is not divisible by tensor_parallel={}", where,
         c.intermediate_size, tp);
+  check(c.sparse_layers.empty() || c.dense_intermediate_size % tp == 0,
+        "{}: intermediate_size={} (the dense layers') is not divisible by tensor_parallel={}", where,
+        c.dense_intermediate_size, tp);
   check(c.shared_expert_intermediate_size % tp == 0,
         "{}: shared_expert_intermediate_size={} is not divisible by tensor_parallel={}", where,
         c.shared_expert_intermediate_size, tp);
@@ -84,12 +87,14 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
     }
     // Row-parallel: input features split; the bias stays whole (added after the reduction).
     specs[attn + ".o_proj.weight"] = detail::split_columns(c.num_attention_heads * c.head_dim);
-    if (!c.is_moe()) {
+    if (!c.layer_is_sparse(i)) {
       const std::string mlp = layer + ".mlp";
+      // A dense layer of an MoE model (qwen2_moe's mlp_only_layers) has its own width.
       const bool mlp_bias = arch.mlp_bias(c);
-      if (arch.gated_mlp) detail::column(specs, mlp + ".gate_proj", detail::split_rows(c.intermediate_size), mlp_bias);
-      detail::column(specs, mlp + ".up_proj", detail::split_rows(c.intermediate_size), mlp_bias);
-      specs[mlp + ".down_proj.weight"] = detail::split_columns(c.intermediate_size);
+      const int64_t width = c.is_moe() ? c.dense_intermediate_size : c.intermediate_size;
+      if (arch.gated_mlp) detail::column(specs, mlp + ".gate_proj", detail::split_rows(width), mlp_bias);
+      detail::column(specs, mlp + ".up_proj", detail::split_rows(width), mlp_bias);
+      specs[mlp + ".down_proj.weight"] = detail::split_columns(width);
       continue;
     }
     const std::string moe = layer + ".block_sparse_moe";
