@@ -63,6 +63,21 @@ TEST(ModelStats, PublishedParameterCounts) {
   ParameterCounts qwen3_moe = count_parameters(load_model_config("qwen3-30b-a3b"));
   EXPECT_EQ(qwen3_moe.total, 30532122624);
   EXPECT_EQ(qwen3_moe.active, 3353032704);
+  // OLMoE-1B-7B-0924 (6,919,161,856 total, "6.9B", 1,282,017,280 active, "1.3B"): embed and
+  // lm_head 50304 x 2048 = 103,022,592 each; per layer q/k/v/o 4 x 2048^2 = 16,777,216, q/k norms
+  // over all heads 2 x 2048, two norms 4,096, router 64 x 2048 = 131,072, experts 64 x 3 x 2048 x
+  // 1024 = 402,653,184 (8 active: 50,331,648): 419,569,664 x 16 layers; final norm 2,048.
+  ParameterCounts olmoe = count_parameters(load_model_config("olmoe-1b-7b"));
+  EXPECT_EQ(olmoe.total, 6919161856);
+  EXPECT_EQ(olmoe.active, 1282017280);
+  // Qwen1.5-MoE-A2.7B (14,315,784,192 total, "14.3B", 2,689,173,504 active, "2.7B"): embed and
+  // lm_head 151936 x 2048 = 311,164,928 each; per layer q/k/v/o 4 x 2048^2 + q/k/v bias 3 x 2048 =
+  // 16,783,360, two norms 4,096, router 60 x 2048 = 122,880, shared expert 3 x 2048 x 5632 =
+  // 34,603,008 and its gate 2,048, experts 60 x 3 x 2048 x 1408 = 519,045,120 (4 active:
+  // 34,603,008): 570,560,512 x 24 layers; final norm 2,048.
+  ParameterCounts qwen2_moe = count_parameters(load_model_config("qwen1.5-moe-a2.7b"));
+  EXPECT_EQ(qwen2_moe.total, 14315784192);
+  EXPECT_EQ(qwen2_moe.active, 2689173504);
   // Gemma-2-2b (HF num_parameters 2,614,341,888; tied, head_dim 256, four norms per layer):
   // embedding 256000 x 2304 = 589,824,000; per layer q 2304 x 2048 + k/v 2 x 2304 x 1024 + o 2048 x
   // 2304 = 14,155,776, GeGLU 3 x 2304 x 9216 = 63,700,992, four norms 9,216: 77,865,984 x 26 =

@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "forma/core/error.h"
+#include "forma/core/files.h"
 #include "forma/model/hf_io.h"
 #include "forma/model/tensor_io.h"
 #include "forma/parallel/tensor_parallel_layers.h"
@@ -255,6 +256,23 @@ TEST_P(TensorParallelWorker, PaddedVocabularyMatchesOneProcess) {
   }
 }
 
+// Qwen2-MoE with a dense layer (mlp_only_layers [0], its own width 48) before a sparse one with the
+// shared expert: the dense MLP splits like a dense model's, the sparse block like Mixtral's.
+TEST_P(TensorParallelWorker, MoeWithDenseLayersMatchesOneProcess) {
+  SCOPED_TRACE(GetParam() ? "with sequence parallel" : "");
+  nlohmann::json j = nlohmann::json::parse(read_file(test::fixture("hf-zoo/qwen2_moe") + "/config.json"));
+  j["mlp_only_layers"] = {0};
+  j["intermediate_size"] = 48;
+  const ModelConfig config = parse_model_config(j, "qwen2_moe with a dense layer");
+  ASSERT_EQ(config.sparse_layers, (std::vector<bool>{false, true}));
+  CausalLM reference(config), sharded(config);
+  reference->init_weights(7);
+  sharded->init_weights(7);
+  torch::manual_seed(3);
+  torch::Tensor ids = torch::randint(0, config.vocab_size, {2, 8}, torch::kLong);
+  expect_parallel_run_matches(reference, sharded, ids, GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, TensorParallelWorker, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "SequenceParallel" : "TensorParallel";
@@ -296,7 +314,7 @@ test::CommandResult launch_workers(int nproc) {
 void expect_workers_passed(const test::CommandResult& r, int nproc) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (int rank = 0; rank < nproc; ++rank) {
-    EXPECT_NE(r.output.find("[rank " + std::to_string(rank) + "] [  PASSED  ] 7 tests"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("[rank " + std::to_string(rank) + "] [  PASSED  ] 9 tests"), std::string::npos) << r.output;
   }
 }
 

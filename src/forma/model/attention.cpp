@@ -121,7 +121,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
   torch::Tensor q = project_heads("q_proj", x, whole_qk_norm_ ? q_norm_ : Norm(nullptr));
   torch::Tensor k = project_heads("k_proj", x, whole_qk_norm_ ? k_norm_ : Norm(nullptr));
   torch::Tensor v = project_heads("v_proj", x);
-  if (clip_qkv_ > 0) {  // olmo: the projections clamped, before any norm or RoPE
+  if (clip_qkv_ > 0) {  // olmo: the projections clamped before RoPE (and per-head norms; olmoe: after its whole q/k norms, as HF)
     q = q.clamp(-clip_qkv_, clip_qkv_);
     k = k.clamp(-clip_qkv_, clip_qkv_);
     v = v.clamp(-clip_qkv_, clip_qkv_);

@@ -38,6 +38,8 @@ void validate_sizes(const ModelConfig& c) {
   at_most(c.vocab_size, kMaxVocab, "vocab_size");
   at_most(c.hidden_size, kMaxWidth, "hidden_size");
   at_most(c.intermediate_size, kMaxWidth, "intermediate_size");
+  at_most(c.dense_intermediate_size, kMaxWidth, "intermediate_size");  // MoE models' dense layers
+  at_most(c.shared_expert_intermediate_size, kMaxWidth, "shared_expert_intermediate_size");
   at_most(c.head_dim, kMaxWidth, "head_dim");
   at_most(c.num_hidden_layers, kMaxCount, "num_hidden_layers");
   at_most(c.num_attention_heads, kMaxCount, "num_attention_heads");
@@ -50,7 +52,8 @@ void validate_sizes(const ModelConfig& c) {
   const double attention = d * static_cast<double>(c.head_dim) *
                            static_cast<double>(2 * c.num_attention_heads + 2 * c.num_key_value_heads);
   const double mlp = 3.0 * d * static_cast<double>(c.intermediate_size) *
-                     static_cast<double>(std::max<int64_t>(c.num_local_experts, 1));
+                         static_cast<double>(std::max<int64_t>(c.num_local_experts, 1)) +
+                     3.0 * d * static_cast<double>(c.dense_intermediate_size + c.shared_expert_intermediate_size);
   const double params = static_cast<double>(c.num_hidden_layers) * (attention + mlp) +
                         2.0 * static_cast<double>(c.vocab_size) * d;
   check(params <= kMaxParameters, "{}: these sizes describe a model of about {:.3g} parameters, more than forma "
@@ -91,6 +94,11 @@ void validate(const ModelConfig& c, const Architecture& arch) {
   if (c.sliding_window) positive(*c.sliding_window, "sliding_window");
   check(c.sliding_layers.empty() || static_cast<int64_t>(c.sliding_layers.size()) == c.num_hidden_layers,
         "{}: field 'layer_types' has {} entries for {} layers", s, c.sliding_layers.size(), c.num_hidden_layers);
+  check(c.sparse_layers.empty() || static_cast<int64_t>(c.sparse_layers.size()) == c.num_hidden_layers,
+        "{}: {} sparse-layer flags for {} layers", s, c.sparse_layers.size(), c.num_hidden_layers);
+  // Dense layers among sparse ones (mlp_only_layers, decoder_sparse_step) need their width.
+  if (c.is_moe() && !c.sparse_layers.empty()) positive(c.dense_intermediate_size, "intermediate_size");
+  check(c.shared_expert_intermediate_size >= 0, "{}: field 'shared_expert_intermediate_size' must not be negative", s);
   if (c.is_moe()) {
     check(c.num_experts_per_tok > 0 && c.num_experts_per_tok <= c.num_local_experts,
           "{}: field 'num_experts_per_tok' ({}) must be in 1..num_local_experts ({})", s,

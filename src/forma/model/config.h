@@ -91,6 +91,12 @@ struct ModelConfig {
   // RoPE theta of the sliding-window layers, unscaled (gemma3's rope_local_base_freq); 0: every
   // layer uses rope_theta and rope_scaling.
   double local_rope_theta = 0.0;
+  bool moe_renormalize = true;  // top-k router weights renormalised to sum 1 (mixtral); false: softmax probabilities as they are (olmoe, qwen2_moe)
+  int64_t shared_expert_intermediate_size = 0;  // a dense SwiGLU expert every token goes through, scaled by sigmoid(shared_expert_gate(x)); 0: none (qwen2_moe)
+  // Where an MoE model mixes dense MLP layers in (qwen2_moe/qwen3_moe's decoder_sparse_step and
+  // mlp_only_layers), which layers hold the sparse block; empty: all of them (when is_moe()).
+  std::vector<bool> sparse_layers;
+  int64_t dense_intermediate_size = 0;  // the MLP width of an MoE model's dense layers (qwen2_moe's intermediate_size)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;
@@ -110,6 +116,10 @@ struct ModelConfig {
   // The window of one layer (0: full causal).
   int64_t layer_window(int64_t layer) const;
   bool is_moe() const { return num_local_experts > 0; }
+  // Whether layer `layer` holds the sparse block (else the dense MLP).
+  bool layer_is_sparse(int64_t layer) const {
+    return is_moe() && (sparse_layers.empty() || sparse_layers.at(static_cast<size_t>(layer)));
+  }
   // HF's int(head_dim * partial_rotary_factor).
   int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
 };

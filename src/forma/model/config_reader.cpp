@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 namespace forma {
 
@@ -232,6 +233,43 @@ void read_sliding_layers(const json& original, ModelConfig& c) {
   // Uniform layers: one window (or none) for all; mixed: the window on the sliding layers only.
   c.use_sliding_window = sliding > 0;
   if (sliding > 0 && sliding < c.num_hidden_layers) c.sliding_layers = slides;
+}
+
+void read_sparse_layers(const json& original, ModelConfig& c) {
+  // Read, not taken: both keys stay in `extra` for the round trip.
+  const json step_json = original.contains("decoder_sparse_step") ? original["decoder_sparse_step"] : json();
+  check(step_json.is_null() || step_json.is_number_integer(), "{}: field 'decoder_sparse_step' must be an integer, got {}",
+        c.source, step_json.dump());
+  const int64_t step = step_json.is_null() ? 1 : step_json.get<int64_t>();
+  check(step >= 1, "{}: field 'decoder_sparse_step' ({}) must be positive", c.source, step);
+  const json dense = original.contains("mlp_only_layers") ? original["mlp_only_layers"] : json();
+  check(dense.is_null() || dense.is_array(), "{}: field 'mlp_only_layers' must be a list of layer indices, got {}",
+        c.source, dense.dump());
+  std::set<int64_t> dense_layers;
+  for (const json& i : dense.is_array() ? dense : json::array()) {
+    check(i.is_number_integer(), "{}: field 'mlp_only_layers' entry {} is not a layer index", c.source, i.dump());
+    dense_layers.insert(i.get<int64_t>());  // HF: `layer_idx not in mlp_only_layers`, out-of-range ones match none
+  }
+  std::vector<bool> sparse;
+  int64_t count = 0;
+  // Bounded: validation, which refuses more than 65,536 layers, runs after this.
+  for (int64_t i = 0; i < std::min<int64_t>(c.num_hidden_layers, 1 << 16); ++i) {
+    const bool s = !dense_layers.count(i) && (i + 1) % step == 0;
+    sparse.push_back(s);
+    count += s;
+  }
+  c.sparse_layers.clear();
+  if (count < static_cast<int64_t>(sparse.size())) c.sparse_layers = sparse;
+}
+
+void write_sparse_layers(const ModelConfig& c, json& j) {
+  if (j.contains("decoder_sparse_step") || j.contains("mlp_only_layers")) return;  // kept as they were read
+  json dense = json::array();
+  for (size_t i = 0; i < c.sparse_layers.size(); ++i) {
+    if (!c.sparse_layers[i]) dense.push_back(i);
+  }
+  j["decoder_sparse_step"] = 1;
+  j["mlp_only_layers"] = dense;
 }
 
 int64_t read_layer_types(const json& original, int64_t pattern, ModelConfig& c) {

@@ -116,6 +116,13 @@ void write_gpt2_style_fields(const ModelConfig& c, nlohmann::json& j);
 // and ModelConfig::sliding_layers where some layers slide and others do not.
 void read_sliding_layers(const nlohmann::json& original, ModelConfig& c);
 
+// Qwen2-MoE/Qwen3-MoE's dense layers: layer i holds the sparse block unless it is listed in
+// mlp_only_layers or (i + 1) % decoder_sparse_step != 0 (HF's rule). Sets ModelConfig::sparse_layers
+// where some layers are dense; both fields are read, not taken (they stay in extra). The writer puts
+// them back from sparse_layers when extra does not hold them.
+void read_sparse_layers(const nlohmann::json& original, ModelConfig& c);
+void write_sparse_layers(const ModelConfig& c, nlohmann::json& j);
+
 // One RoPE object (transformers 4's rope_scaling, transformers 5's rope_parameters) into
 // c.rope_theta, c.rope_scaling and c.partial_rotary_factor; `where` names it in errors.
 void read_rope_object(const nlohmann::json& j, const std::string& where, bool partial_rotary, ModelConfig& c);

@@ -15,9 +15,13 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const Architecture& arc
     if (c.pre_block_norms) pre_feedforward_layernorm_ = register_module("pre_feedforward_layernorm", hidden_norm(c, arch));
     post_feedforward_layernorm_ = register_module("post_feedforward_layernorm", hidden_norm(c, arch));
   }
-  if (c.is_moe()) {
+  if (c.layer_is_sparse(layer_index)) {
     register_module("block_sparse_moe", SparseMoe(c));
     moe_ = true;
+  } else if (c.is_moe()) {  // a dense layer among sparse ones (qwen2_moe's mlp_only_layers), its own width
+    ModelConfig dense = c;
+    dense.intermediate_size = c.dense_intermediate_size;
+    mlp_ = register_module("mlp", Mlp(dense, arch));
   } else {
     mlp_ = register_module("mlp", Mlp(c, arch));
   }

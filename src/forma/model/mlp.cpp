@@ -44,10 +44,27 @@ torch::Tensor ExpertImpl::forward(const torch::Tensor& x) {
   return call_child(*this, "w2", h);
 }
 
-SparseMoeImpl::SparseMoeImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok) {
+SharedExpertImpl::SharedExpertImpl(const ModelConfig& c) : act_(c.hidden_act) {
+  const int64_t width = c.shared_expert_intermediate_size;
+  register_module("gate_proj", Linear(LinearOptions(c.hidden_size, width).bias(false)));
+  register_module("up_proj", Linear(LinearOptions(c.hidden_size, width).bias(false)));
+  register_module("down_proj", Linear(LinearOptions(width, c.hidden_size).bias(false)));
+}
+
+torch::Tensor SharedExpertImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = activation(act_, call_child(*this, "gate_proj", x)) * call_child(*this, "up_proj", x);
+  return call_child(*this, "down_proj", h);
+}
+
+SparseMoeImpl::SparseMoeImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok), renormalize_(c.moe_renormalize) {
   register_module("gate", Linear(LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
   experts_ = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < c.num_local_experts; ++e) experts_->push_back(Expert(c));
+  if (c.shared_expert_intermediate_size > 0) {
+    shared_expert_ = register_module("shared_expert", SharedExpert(c));
+    // One gate value per token: a scalar, so the weight stays whole under tensor parallelism.
+    register_module("shared_expert_gate", Linear(LinearOptions(c.hidden_size, 1).bias(false)));
+  }
 }
 
 std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::forward(const torch::Tensor& x) {
@@ -56,7 +73,8 @@ std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::forward(const torch::Tens
   torch::Tensor router_logits = call_child(*this, "gate", tokens);      // [N, E]
   torch::Tensor probs = torch::softmax(router_logits, 1, torch::kFloat);
   auto [weights, chosen] = probs.topk(top_k_, -1);                      // [N, k]
-  weights = (weights / weights.sum(-1, /*keepdim=*/true)).to(x.scalar_type());
+  if (renormalize_) weights = weights / weights.sum(-1, /*keepdim=*/true);
+  weights = weights.to(x.scalar_type());
   torch::Tensor out = torch::zeros_like(tokens);
   const int64_t num_experts = router_logits.size(1);
   for (int64_t e = 0; e < num_experts; ++e) {
@@ -67,6 +85,10 @@ std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::forward(const torch::Tens
     torch::Tensor expert_out = experts_[e]->as<ExpertImpl>()->forward(tokens.index_select(0, token_index));
     torch::Tensor w = weights.index({token_index, slot}).unsqueeze(-1);  // [n, 1]
     out = out.index_add(0, token_index, expert_out * w);
+  }
+  if (shared_expert_) {  // HF's order: routed + sigmoid(gate) * shared
+    torch::Tensor shared = shared_expert_->forward(tokens);
+    out = out + torch::sigmoid(call_child(*this, "shared_expert_gate", tokens)) * shared;
   }
   return {out.view(x.sizes()), router_logits};
 }

@@ -40,8 +40,22 @@ class MoeBlock : public torch::nn::Module {
   virtual std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x) = 0;
 };
 
-// HF MixtralSparseMoeBlock: softmax over all experts' router logits, top-k, renormalise, weighted
-// sum of the chosen experts' outputs.
+// Qwen2-MoE's shared expert, HF's names: down_proj(act(gate_proj(x)) * up_proj(x)), no biases,
+// width config.shared_expert_intermediate_size.
+class SharedExpertImpl : public torch::nn::Module {
+ public:
+  explicit SharedExpertImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  std::string act_;
+};
+TORCH_MODULE(SharedExpert);
+
+// HF MixtralSparseMoeBlock: softmax over all experts' router logits, top-k, renormalised
+// (config.moe_renormalize; else the probabilities as they are: olmoe, qwen2_moe), weighted sum of
+// the chosen experts' outputs. With config.shared_expert_intermediate_size (qwen2_moe) it adds
+// sigmoid(shared_expert_gate(x)) * shared_expert(x).
 class SparseMoeImpl : public MoeBlock {
  public:
   explicit SparseMoeImpl(const ModelConfig& config);
@@ -49,7 +63,9 @@ class SparseMoeImpl : public MoeBlock {
 
  private:
   int64_t top_k_;
+  bool renormalize_;
   torch::nn::ModuleList experts_;
+  SharedExpert shared_expert_{nullptr};
 };
 TORCH_MODULE(SparseMoe);
 

@@ -11,11 +11,12 @@ struct LayerCounts {
 };
 
 // Mirrors the modules built by causal_lm.cpp (biases per the architecture registry's rules).
-LayerCounts count_layer(const ModelConfig& c) {
+LayerCounts count_layer(const ModelConfig& c, bool sparse) {
   const Architecture& arch = architecture_for(c);
   const bool qkv_bias = arch.qkv_bias(c), o_bias = arch.o_bias(c), mlp_bias = arch.mlp_bias(c);
   const bool layer_norm = arch.norm == NormKind::LayerNorm;
-  const int64_t C = c.hidden_size, I = c.intermediate_size;
+  // A dense layer of an MoE model (qwen2_moe's mlp_only_layers) has its own width.
+  const int64_t C = c.hidden_size, I = c.is_moe() && !sparse ? c.dense_intermediate_size : c.intermediate_size;
   const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
   LayerCounts n;
   n.attention = C * q + 2 * C * kv + q * C;
@@ -30,8 +31,10 @@ LayerCounts count_layer(const ModelConfig& c) {
                                                 : (c.parallel_block && !c.parallel_mlp_norm ? 1 : 2);
   n.norms = (layer_norm && c.norm_bias ? 2 * C : C) * norm_count;  // LayerNorm has weight and bias
   if (c.norm_without_parameters) n.norms = 0;  // olmo
-  if (c.is_moe()) {
+  if (sparse) {
     n.router = C * c.num_local_experts;
+    // The shared expert and its one-output gate run on every token: counted with the router.
+    if (c.shared_expert_intermediate_size > 0) n.router += 3 * C * c.shared_expert_intermediate_size + C;
     n.expert = 3 * C * I;
   } else if (!arch.gated_mlp) {
     n.dense_mlp = 2 * C * I + (mlp_bias ? I + C : 0);
@@ -46,17 +49,24 @@ LayerCounts count_layer(const ModelConfig& c) {
 ParameterCounts count_parameters(const ModelConfig& c) {
   const int64_t C = c.hidden_size;
   const Architecture& arch = architecture_for(c);
-  LayerCounts layer = count_layer(c);
   ParameterCounts n;
   n.embedding = c.vocab_size * C + (arch.position == PositionKind::Learned ? c.max_position_embeddings * C : 0);
   const int64_t final_norm = c.norm_without_parameters ? 0 : arch.norm == NormKind::LayerNorm && c.norm_bias ? 2 * C : C;
   const int64_t lm_head = c.tie_word_embeddings ? 0 : c.vocab_size * C + (c.lm_head_bias ? c.vocab_size : 0);
-  const int64_t common = layer.attention + layer.norms + layer.dense_mlp + layer.router;
-  const int64_t experts_total = layer.expert * c.num_local_experts;
-  const int64_t experts_active = layer.expert * c.num_experts_per_tok;
+  // Layers differ only where an MoE model has dense ones: one count per kind, times how many.
   const int64_t L = c.num_hidden_layers;
-  n.total = n.embedding + L * (common + experts_total) + final_norm + lm_head;
-  n.active = n.embedding + L * (common + experts_active) + final_norm + lm_head;
+  int64_t sparse_layers = 0;
+  for (int64_t i = 0; i < L; ++i) sparse_layers += c.layer_is_sparse(i);
+  int64_t layers_total = 0, layers_active = 0;
+  for (const auto& [sparse, count] : {std::pair{true, sparse_layers}, std::pair{false, L - sparse_layers}}) {
+    if (count == 0) continue;
+    const LayerCounts layer = count_layer(c, sparse);
+    const int64_t common = layer.attention + layer.norms + layer.dense_mlp + layer.router;
+    layers_total += count * (common + layer.expert * c.num_local_experts);
+    layers_active += count * (common + layer.expert * c.num_experts_per_tok);
+  }
+  n.total = n.embedding + layers_total + final_norm + lm_head;
+  n.active = n.embedding + layers_active + final_norm + lm_head;
   n.matmul_active = n.active - n.embedding + c.vocab_size * C * (c.tie_word_embeddings ? 1 : 0);
   return n;
 }

@@ -124,7 +124,7 @@ void shard_attention(Sharder& s, const TensorParallelPlan& plan, const std::stri
 
 void shard_feed_forward(Sharder& s, const TensorParallelPlan& plan, const std::string& layer) {
   const ModelConfig& c = plan.config;
-  if (!c.is_moe()) {
+  if (!s.has(layer + ".block_sparse_moe")) {  // dense models, and an MoE model's dense layers
     const std::string mlp = layer + ".mlp";
     auto input = std::make_shared<ColumnInput>(plan.group, plan.sequence_parallel);
     if (s.has(mlp + ".gate_proj")) s.column(mlp, "gate_proj", input);
@@ -140,6 +140,13 @@ void shard_feed_forward(Sharder& s, const TensorParallelPlan& plan, const std::s
     s.column(expert, "w1", input);
     s.column(expert, "w3", input);
     s.row(expert, "w2", /*sequence_parallel=*/false);
+  }
+  if (s.has(moe + ".shared_expert")) {  // qwen2_moe: like a dense MLP, on the block's whole tokens
+    const std::string shared = moe + ".shared_expert";
+    auto input = std::make_shared<ColumnInput>(plan.group, /*sequence_parallel=*/false);
+    s.column(shared, "gate_proj", input);
+    s.column(shared, "up_proj", input);
+    s.row(shared, "down_proj", /*sequence_parallel=*/false);
   }
   if (plan.sequence_parallel) {
     auto block = std::dynamic_pointer_cast<MoeBlock>(s.module(moe));

@@ -38,6 +38,12 @@ void check_tensor_parallel_config(const ModelConfig& c, int tp) {
         where, kv, tp);
   check(c.intermediate_size % tp == 0, "{}: intermediate_size={} is not divisible by tensor_parallel={}", where,
         c.intermediate_size, tp);
+  check(c.sparse_layers.empty() || c.dense_intermediate_size % tp == 0,
+        "{}: intermediate_size={} (the dense layers') is not divisible by tensor_parallel={}", where,
+        c.dense_intermediate_size, tp);
+  check(c.shared_expert_intermediate_size % tp == 0,
+        "{}: shared_expert_intermediate_size={} is not divisible by tensor_parallel={}", where,
+        c.shared_expert_intermediate_size, tp);
   // Padding gives every rank ceil(V / tp) rows; the last rank must still own at least one id.
   const int64_t slice = (c.vocab_size + tp - 1) / tp;
   check(c.vocab_size > (tp - 1) * slice,
@@ -81,12 +87,14 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
     }
     // Row-parallel: input features split; the bias stays whole (added after the reduction).
     specs[attn + ".o_proj.weight"] = detail::split_columns(c.num_attention_heads * c.head_dim);
-    if (!c.is_moe()) {
+    if (!c.layer_is_sparse(i)) {
       const std::string mlp = layer + ".mlp";
+      // A dense layer of an MoE model (qwen2_moe's mlp_only_layers) has its own width.
       const bool mlp_bias = arch.mlp_bias(c);
-      if (arch.gated_mlp) detail::column(specs, mlp + ".gate_proj", detail::split_rows(c.intermediate_size), mlp_bias);
-      detail::column(specs, mlp + ".up_proj", detail::split_rows(c.intermediate_size), mlp_bias);
-      specs[mlp + ".down_proj.weight"] = detail::split_columns(c.intermediate_size);
+      const int64_t width = c.is_moe() ? c.dense_intermediate_size : c.intermediate_size;
+      if (arch.gated_mlp) detail::column(specs, mlp + ".gate_proj", detail::split_rows(width), mlp_bias);
+      detail::column(specs, mlp + ".up_proj", detail::split_rows(width), mlp_bias);
+      specs[mlp + ".down_proj.weight"] = detail::split_columns(width);
       continue;
     }
     const std::string moe = layer + ".block_sparse_moe";
@@ -101,6 +109,14 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
     ShardSpec router = whole_shard_spec(tp, sequence_parallel);
     router.grad_is_partial = false;
     specs[moe + ".gate.weight"] = router;
+    if (c.shared_expert_intermediate_size > 0) {
+      // The shared expert splits like a dense MLP; its gate (one output) is whole, like the router.
+      const int64_t width = c.shared_expert_intermediate_size;
+      detail::column(specs, moe + ".shared_expert.gate_proj", detail::split_rows(width), false);
+      detail::column(specs, moe + ".shared_expert.up_proj", detail::split_rows(width), false);
+      specs[moe + ".shared_expert.down_proj.weight"] = detail::split_columns(width);
+      specs[moe + ".shared_expert_gate.weight"] = router;
+    }
   }
   specs["model.embed_tokens.weight"] = detail::split_rows(c.vocab_size);
   // Tied: the output projection reads the embedding's shard and has no parameter of its own.

@@ -18,7 +18,7 @@ std::vector<PlannedLinear> planned_linears(const ModelConfig& c) {
     add(l + "self_attn.k_proj", c.hidden_size, kv);
     add(l + "self_attn.v_proj", c.hidden_size, kv);
     add(l + "self_attn.o_proj", q, c.hidden_size);
-    if (c.is_moe()) {
+    if (c.layer_is_sparse(i)) {
       add(l + "block_sparse_moe.gate", c.hidden_size, c.num_local_experts);
       for (int64_t e = 0; e < c.num_local_experts; ++e) {
         const std::string x = l + "block_sparse_moe.experts." + std::to_string(e) + ".";
@@ -26,10 +26,19 @@ std::vector<PlannedLinear> planned_linears(const ModelConfig& c) {
         add(x + "w2", c.intermediate_size, c.hidden_size);
         add(x + "w3", c.hidden_size, c.intermediate_size);
       }
+      if (c.shared_expert_intermediate_size > 0) {
+        const std::string x = l + "block_sparse_moe.shared_expert.";
+        add(x + "gate_proj", c.hidden_size, c.shared_expert_intermediate_size);
+        add(x + "up_proj", c.hidden_size, c.shared_expert_intermediate_size);
+        add(x + "down_proj", c.shared_expert_intermediate_size, c.hidden_size);
+        add(l + "block_sparse_moe.shared_expert_gate", c.hidden_size, 1);
+      }
     } else {
-      if (arch.gated_mlp) add(l + "mlp.gate_proj", c.hidden_size, c.intermediate_size);
-      add(l + "mlp.up_proj", c.hidden_size, c.intermediate_size);
-      add(l + "mlp.down_proj", c.intermediate_size, c.hidden_size);
+      // A dense layer of an MoE model (qwen2_moe's mlp_only_layers) has its own width.
+      const int64_t width = c.is_moe() ? c.dense_intermediate_size : c.intermediate_size;
+      if (arch.gated_mlp) add(l + "mlp.gate_proj", c.hidden_size, width);
+      add(l + "mlp.up_proj", c.hidden_size, width);
+      add(l + "mlp.down_proj", width, c.hidden_size);
     }
   }
   if (!c.tie_word_embeddings) add("lm_head", c.hidden_size, c.vocab_size);

@@ -1,9 +1,10 @@
 // Qwen3-MoE (Qwen3-30B-A3B, Qwen3-235B-A22B): Qwen3's attention (q/k RMSNorm per head) with
-// Mixtral's sparse block in every layer: softmax router, top-k, renormalised weights
-// (norm_topk_prob), no shared expert. HF names the block mlp (mlp.gate, mlp.experts.{E}.gate_proj /
+// Mixtral's sparse block in its layers (all, unless decoder_sparse_step / mlp_only_layers make some
+// dense SwiGLU MLPs of width intermediate_size): softmax router, top-k, weights renormalised when
+// norm_topk_prob (moe_renormalize), no shared expert. HF names the block mlp (mlp.gate, mlp.experts.{E}.gate_proj /
 // up_proj / down_proj); forma holds it as Mixtral's block_sparse_moe (gate, experts.{E}.w1/w3/w2).
-// The experts' width is moe_intermediate_size; the dense intermediate_size, used only by dense
-// layers (which forma refuses), is kept as it was for the round trip.
+// The experts' width is moe_intermediate_size (forma's intermediate_size); the dense layers' is
+// intermediate_size (forma's dense_intermediate_size).
 #include <string>
 
 #include "forma/model/architecture.h"
@@ -12,9 +13,9 @@
 // Named, not anonymous: the unity build compiles several specs in one translation unit.
 namespace forma::arch::qwen3_moe {
 
-// Qwen3MoeConfig's defaults (configuration_qwen3_moe.py); intermediate_size here is the experts'
-// (moe_intermediate_size 768).
-constexpr StandardDefaults kDefaults{151936, 2048, 768, 24, 32, 4, "silu", 32768, 1e-6, 1e4, 4096, -1, -1, false};
+// Qwen3MoeConfig's defaults (configuration_qwen3_moe.py); intermediate_size is the dense layers'
+// (the experts' moe_intermediate_size: 768).
+constexpr StandardDefaults kDefaults{151936, 2048, 6144, 24, 32, 4, "silu", 32768, 1e-6, 1e4, 4096, -1, -1, false};
 
 std::vector<WeightRule> rules(const ModelConfig& c) {
   const std::string hf = "model.layers.{L}.mlp.", ours = "model.layers.{L}.block_sparse_moe.";
@@ -29,10 +30,8 @@ std::vector<WeightRule> rules(const ModelConfig& c) {
 }
 
 void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
-  // The dense intermediate_size stays in extra (written back as it was): taken out before the
-  // standard fields and put back below.
-  const nlohmann::json dense = r.take("intermediate_size");
-  read_standard_fields(r, kDefaults, c);
+  read_standard_fields(r, kDefaults, c);  // intermediate_size: the dense layers' width
+  c.dense_intermediate_size = c.intermediate_size;
   c.intermediate_size = r.integer("moe_intermediate_size", 768);
   read_special_tokens(r, original, kDefaults.bos, kDefaults.eos, c);
   c.attention_bias = r.boolean("attention_bias", false);
@@ -46,33 +45,18 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   c.num_experts_per_tok = r.integer("num_experts_per_tok", 8);
   c.router_aux_loss_coef = r.number("router_aux_loss_coef", 0.001);
   check(c.num_local_experts > 0, "{}: field 'num_experts' must be positive, got {}", c.source, c.num_local_experts);
-  // Mixtral's block renormalises the top-k weights; Qwen3MoeConfig's default does not.
-  check(r.boolean("norm_topk_prob", false),
-        "{}: field 'norm_topk_prob': false (the default) is not supported for model_type 'qwen3_moe' (forma "
-        "renormalises the top-k router weights, as every published Qwen3-MoE config asks)", c.source);
-  // HF: layer i is sparse unless listed in mlp_only_layers or (i + 1) % decoder_sparse_step != 0.
-  const int64_t step = r.integer("decoder_sparse_step", 1);
-  check(step == 1, "{}: field 'decoder_sparse_step' ({}): only 1 (every layer sparse) is supported", c.source, step);
-  const nlohmann::json dense_layers = r.take("mlp_only_layers");
-  check(dense_layers.is_null() || (dense_layers.is_array() && dense_layers.empty()),
-        "{}: field 'mlp_only_layers' ({}): dense layers are not supported for model_type 'qwen3_moe'", c.source,
-        dense_layers.dump());
+  // Qwen3MoeConfig's default leaves the top-k probabilities as they are; every published
+  // Qwen3-MoE config renormalises them (norm_topk_prob true).
+  c.moe_renormalize = r.boolean("norm_topk_prob", false);
+  // HF: layer i is sparse unless listed in mlp_only_layers or (i + 1) % decoder_sparse_step != 0;
+  // the others are dense SwiGLU MLPs of the dense intermediate_size.
+  read_sparse_layers(original, c);
   c.qk_norm = true;
-  if (!dense.is_null()) {
-    nlohmann::json rest = r.rest();
-    rest["intermediate_size"] = dense;
-    r = FieldReader(rest, r.source());
-  }
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
-  const nlohmann::json dense = j.contains("intermediate_size") ? j["intermediate_size"] : nlohmann::json();
   write_standard_fields(c, kDefaults, j);
-  if (dense.is_null()) {
-    j.erase("intermediate_size");
-  } else {
-    j["intermediate_size"] = dense;
-  }
+  j["intermediate_size"] = c.dense_intermediate_size;
   j["moe_intermediate_size"] = c.intermediate_size;
   j["attention_bias"] = c.attention_bias;
   write_sliding_window(c, j);
@@ -81,9 +65,8 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["num_experts"] = c.num_local_experts;
   j["num_experts_per_tok"] = c.num_experts_per_tok;
   j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["norm_topk_prob"] = true;
-  j["decoder_sparse_step"] = 1;
-  j["mlp_only_layers"] = nlohmann::json::array();
+  j["norm_topk_prob"] = c.moe_renormalize;
+  write_sparse_layers(c, j);
 }
 
 }  // namespace forma::arch::qwen3_moe
