@@ -9,13 +9,15 @@ extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGp
 extern const Architecture kPhi, kStableLm, kGptj, kGptNeox;
 extern const Architecture kGranite, kOlmo, kNemotron, kQwen3Moe;
 extern const Architecture kGemma2, kOlmo2, kGemma3Text, kCohere, kGlm, kGlm4;
+extern const Architecture kFalcon, kBloom;
 
 const std::vector<const Architecture*>& all_architectures() {
   static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
                                                             &kGpt2,    &kGptBigcode, &kStarcoder2, &kGemma, &kPhi,
                                                             &kStableLm, &kGranite, &kOlmo, &kNemotron,
                                                             &kQwen3Moe, &kGptj, &kGptNeox, &kGemma2,
-                                                            &kOlmo2, &kGemma3Text, &kCohere, &kGlm, &kGlm4};
+                                                            &kOlmo2, &kGemma3Text, &kCohere, &kGlm, &kGlm4,
+                                                            &kFalcon, &kBloom};
   return registry;
 }
 

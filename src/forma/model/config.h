@@ -79,6 +79,10 @@ struct ModelConfig {
   // RoPE theta of the sliding-window layers, unscaled (gemma3's rope_local_base_freq); 0: every
   // layer uses rope_theta and rope_scaling.
   double local_rope_theta = 0.0;
+  // ALiBi: a per-head linear distance bias added to the attention scores, no RoPE (bloom). Head h
+  // adds slope_h * (j - i) for key j and query i (HF's slope_h * j up to a per-row constant).
+  bool alibi = false;
+  bool embedding_norm = false;  // a LayerNorm on the embeddings before the first layer (bloom)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

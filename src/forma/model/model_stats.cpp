@@ -55,8 +55,10 @@ ParameterCounts count_parameters(const ModelConfig& c) {
   const int64_t experts_total = layer.expert * c.num_local_experts;
   const int64_t experts_active = layer.expert * c.num_experts_per_tok;
   const int64_t L = c.num_hidden_layers;
-  n.total = n.embedding + L * (common + experts_total) + final_norm + lm_head;
-  n.active = n.embedding + L * (common + experts_active) + final_norm + lm_head;
+  // bloom's LayerNorm on the embeddings counts with the final norm (not a matmul).
+  const int64_t norms = final_norm + (c.embedding_norm ? final_norm : 0);
+  n.total = n.embedding + L * (common + experts_total) + norms + lm_head;
+  n.active = n.embedding + L * (common + experts_active) + norms + lm_head;
   n.matmul_active = n.active - n.embedding + c.vocab_size * C * (c.tie_word_embeddings ? 1 : 0);
   return n;
 }
