@@ -22,7 +22,7 @@ namespace forma {
 namespace {
 
 // Runs the oracle once per test binary run.
-const std::string& reference_dir() {
+const std::string& falcon_bloom_dir() {
   static const std::string dir = [] {
     const std::string out = test::scratch_dir();
     const std::string command = "'" + test::python() + "' '" + test::fixture("../model/falcon_bloom_reference.py") +
@@ -33,7 +33,7 @@ const std::string& reference_dir() {
   return dir;
 }
 
-double logits_diff(const std::string& dir, AttentionKernel kernel) {
+double falcon_bloom_logits_diff(const std::string& dir, AttentionKernel kernel) {
   CausalLM model = load_pretrained(dir);
   model->eval();
   model->set_attention_kernel(kernel);
@@ -44,13 +44,13 @@ double logits_diff(const std::string& dir, AttentionKernel kernel) {
 }
 
 void expect_matches_transformers(const std::string& name) {
-  const std::string dir = reference_dir() + "/" + name;
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  const std::string dir = falcon_bloom_dir() + "/" + name;
+  EXPECT_LT(falcon_bloom_logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(falcon_bloom_logits_diff(dir, AttentionKernel::Explicit), 1e-4);
 }
 
 TEST(FalconBloom, FalconSequentialBlockWithBiasesMatchesTransformers) {
-  ModelConfig c = load_model_config(reference_dir() + "/falcon_sequential");
+  ModelConfig c = load_model_config(falcon_bloom_dir() + "/falcon_sequential");
   EXPECT_FALSE(c.parallel_block);
   EXPECT_TRUE(c.attention_bias);
   EXPECT_EQ(c.num_key_value_heads, 1);
@@ -58,14 +58,14 @@ TEST(FalconBloom, FalconSequentialBlockWithBiasesMatchesTransformers) {
 }
 
 TEST(FalconBloom, FalconPerHeadQueryKeyValueMatchesTransformers) {
-  ModelConfig c = load_model_config(reference_dir() + "/falcon_per_head");
+  ModelConfig c = load_model_config(falcon_bloom_dir() + "/falcon_per_head");
   EXPECT_EQ(c.num_key_value_heads, 4);
   EXPECT_TRUE(c.parallel_block);
   expect_matches_transformers("falcon_per_head");
 }
 
 TEST(FalconBloom, FalconNewDecoderWithOneNormMatchesTransformers) {
-  ModelConfig c = load_model_config(reference_dir() + "/falcon_40b_one_norm");
+  ModelConfig c = load_model_config(falcon_bloom_dir() + "/falcon_40b_one_norm");
   EXPECT_EQ(c.num_key_value_heads, 2);
   EXPECT_TRUE(c.parallel_block);
   EXPECT_FALSE(c.parallel_mlp_norm);
@@ -73,14 +73,14 @@ TEST(FalconBloom, FalconNewDecoderWithOneNormMatchesTransformers) {
 }
 
 TEST(FalconBloom, BloomWithSixHeadsMatchesTransformers) {
-  ModelConfig c = load_model_config(reference_dir() + "/bloom_6_heads");
+  ModelConfig c = load_model_config(falcon_bloom_dir() + "/bloom_6_heads");
   EXPECT_TRUE(c.alibi);
   EXPECT_EQ(c.num_attention_heads, 6);
   expect_matches_transformers("bloom_6_heads");
 }
 
 TEST(FalconBloom, AlibiSlopesAreTransformersBitForBit) {
-  auto ref = load_tensors(reference_dir() + "/alibi_slopes.safetensors");
+  auto ref = load_tensors(falcon_bloom_dir() + "/alibi_slopes.safetensors");
   for (int64_t n = 1; n <= 40; ++n) {
     SCOPED_TRACE("heads " + std::to_string(n));
     EXPECT_TRUE(torch::equal(alibi_slopes(n), ref.at("slopes." + std::to_string(n))));
