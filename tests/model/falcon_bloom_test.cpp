@@ -16,6 +16,7 @@
 #include "forma/model/hf_io.h"
 #include "forma/model/kv_cache.h"
 #include "forma/model/tensor_io.h"
+#include "forma/peft/lora_model.h"
 #include "test_paths.h"
 
 namespace forma {
@@ -192,6 +193,56 @@ TEST(FalconBloom, RefusesWhatItCannotRunNamingTheField) {
   EXPECT_NE(e.find("cfg.json: field 'apply_residual_connection_post_layernorm'"), std::string::npos) << e;
   e = error({{"model_type", "bloom"}, {"hidden_size", 30}, {"n_head", 4}});
   EXPECT_NE(e.find("cfg.json: field 'n_head' (4) must divide hidden_size (30)"), std::string::npos) << e;
+}
+
+// Falcon-7B's query_key_value holds q, k and v of unequal sizes ([q heads | k | v]): LoRA on it is
+// three adapters that save as one PEFT module (block-diagonal B) and load back to the same model.
+TEST(FalconBloom, LoraOnFalconMultiQueryQueryKeyValueSavesAndLoadsBack) {
+  const std::string fixture = test::fixture("hf-zoo/falcon_7b");
+  CausalLM model = load_pretrained(fixture);
+  peft::LoraConfig config;
+  config.target_modules = {"query_key_value"};
+  config.r = 2;
+  ASSERT_EQ(peft::apply_lora(model, config, "recipe.yaml lora"), 6);  // q, k, v of 2 layers
+  torch::manual_seed(7);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) {
+      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0.0, 0.5);  // B starts at 0
+    }
+  }
+  const torch::Tensor ids = torch::randint(3, 256, {1, 12}, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const torch::Tensor adapted = model->forward(ids);
+  const std::string dir = test::scratch_dir() + "/adapter";
+  peft::save_adapter(model, config, dir);
+  CausalLM reloaded = load_pretrained(fixture);
+  const torch::Tensor base = reloaded->forward(ids);
+  peft::load_adapter(reloaded, dir);
+  reloaded->eval();
+  EXPECT_GT((base - adapted).abs().max().item<double>(), 1e-2) << "the adapter should change the logits";
+  EXPECT_LT((reloaded->forward(ids) - adapted).abs().max().item<double>(), 1e-5);
+}
+
+// PEFT's own adapter on falcon-7b's query_key_value (one lora_B over the q, k and v rows) gives
+// PEFT's logits in forma (tests/peft/peft_reference.py, init_lora_weights=False).
+TEST(FalconBloom, PeftAdapterOnFalconQueryKeyValueGivesPeftsLogits) {
+  const std::string fixture = test::fixture("hf-zoo/falcon_7b");
+  const std::string adapter = test::scratch_dir() + "/peft";
+  const char* ids = "1,5,9,33,7,200,41,12,3,88,150,2";
+  auto r = test::run_command("'" + test::python() + "' '" + test::fixture("../peft/peft_reference.py") +
+                             "' make-adapter '" + fixture + "' '" + adapter + "' query_key_value --ids " + ids);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  CausalLM model = load_pretrained(fixture);
+  model->eval();
+  const torch::Tensor input = torch::tensor({1, 5, 9, 33, 7, 200, 41, 12, 3, 88, 150, 2}, torch::kInt64).unsqueeze(0);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor base = model->forward(input)[0];
+  peft::load_adapter(model, adapter);
+  const torch::Tensor expected = load_tensors(adapter + "/reference_logits.safetensors").at("logits");
+  EXPECT_GT((base - expected).abs().max().item<double>(), 1e-2) << "the adapter should change the logits";
+  EXPECT_LT((model->forward(input)[0] - expected).abs().max().item<double>(), 1e-4);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <set>
 
 #include "forma/core/error.h"
@@ -231,14 +232,30 @@ LoraConfig load_adapter(CausalLM& model, const std::string& dir) {
   };
   torch::NoGradGuard no_grad;
   auto modules = model->named_modules("", false);
+  // A fused module's rows: its parts' in order, of unequal sizes where they differ (falcon's
+  // multi-query [q heads | k | v]).
+  std::map<std::string, std::vector<int64_t>> part_rows;  // hf name -> rows of each part
+  for (const auto& m : linear_modules(model)) {
+    auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
+    if (lora == nullptr || m.parts == 1) continue;
+    auto& rows = part_rows[m.hf_name];
+    rows.resize(static_cast<size_t>(m.parts), 0);
+    rows[static_cast<size_t>(m.part)] = lora->lora_B.size(0);
+  }
   for (const auto& m : linear_modules(model)) {
     auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
     if (lora == nullptr) continue;
     const int64_t out = lora->lora_B.size(0), in = lora->lora_A.size(1);
+    int64_t first = 0, total = out;
+    if (m.parts > 1) {
+      const auto& rows = part_rows.at(m.hf_name);
+      first = std::accumulate(rows.begin(), rows.begin() + m.part, int64_t{0});
+      total = std::accumulate(rows.begin(), rows.end(), int64_t{0});
+    }
     auto a = take(kPrefix + m.hf_name + ".lora_A.weight", {lora->r, in});
-    auto b = take(kPrefix + m.hf_name + ".lora_B.weight", {out * m.parts, lora->r});
+    auto b = take(kPrefix + m.hf_name + ".lora_B.weight", {total, lora->r});
     lora->lora_A.copy_(a);
-    lora->lora_B.copy_(b.slice(0, out * m.part, out * (m.part + 1)));  // a fused module's rows of this part
+    lora->lora_B.copy_(b.slice(0, first, first + out));  // a fused module's rows of this part
   }
   StateDict hf_saved;
   for (const auto& [key, t] : tensors) {
