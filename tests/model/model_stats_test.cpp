@@ -85,6 +85,10 @@ TEST(ModelStats, PublishedParameterCounts) {
   // LayerNorm 28,672; per layer 14336 x 43008 + 43008, 14336^2 + 14336, 2 x 14336 x 57344 + 57344 +
   // 14336, LayerNorms 57,344: 2,466,437,120 x 70 = 172,650,598,400; ln_f 28,672.
   EXPECT_EQ(count_parameters(load_model_config("bloom")).total, 176247271424);
+  // falcon-7b (HF num_parameters 6,921,720,704; tied, multi-query, no linear bias): embedding 65024
+  // x 4544 = 295,469,056; per layer query_key_value 4544 x (4544 + 2 x 64), dense 4544^2, MLP 2 x
+  // 4544 x 18176, one LayerNorm 9,088: 207,070,080 x 32 = 6,626,242,560; ln_f 9,088.
+  EXPECT_EQ(count_parameters(load_model_config("falcon-7b")).total, 6921720704);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {
