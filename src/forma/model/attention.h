@@ -1,4 +1,4 @@
-// Multi-head causal self-attention with grouped/multi-query kv heads, RoPE or none, an optional
+// Multi-head causal self-attention with grouped/multi-query kv heads, RoPE, ALiBi or none, an optional
 // sliding window (through the mask) and an optional KV cache. Computed by LibTorch's fused
 // scaled_dot_product_attention (HF's "sdpa" path), or by the explicit math of HF's "eager" path.
 // Head counts come from the local projection outputs (q width / head_dim), so a layer whose
@@ -80,10 +80,10 @@ class AttentionImpl : public torch::nn::Module {
  private:
   // -> [B, H, T, D], the projection normed first by `whole_norm` when given (qk_norm_whole).
   torch::Tensor project_heads(const char* name, const torch::Tensor& x, Norm whole_norm = Norm(nullptr));
-  // q [B, H, T, D], k and v [B, Hkv, S, D] -> [B, H, T, D]
   // config.alibi: the bias of this module's heads for q [B, H, T, D] over `keys` keys, fp32
   // [H, T, S]; undefined without ALiBi.
   torch::Tensor local_alibi_bias(const torch::Tensor& q, int64_t keys) const;
+  // q [B, H, T, D], k and v [B, Hkv, S, D] -> [B, H, T, D]
   torch::Tensor explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
                                    const torch::Tensor& mask) const;
   Norm q_norm_{nullptr}, k_norm_{nullptr};  // config.qk_norm (per head) or qk_norm_whole

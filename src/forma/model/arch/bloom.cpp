@@ -3,6 +3,9 @@
 // self_attention.query_key_value holding per head [q_h | k_h | v_h], a tanh-gelu MLP of 4 x hidden,
 // LayerNorms with bias and biases on every linear, tied embeddings. Field names n_layer / n_head
 // (HF's attribute_map also reads num_hidden_layers / num_attention_heads), n_embed for hidden_size.
+// ALiBi (attention.h alibi_bias) adds slope_h * (j - i) where HF adds slope_h * j cast to the model's
+// dtype: equal under softmax, and in fp32 equal to rounding; in bf16 HF's rounding of slope_h * j
+// grows with the position j, forma's bias does not (close to HF's, not bit-equal).
 #include "forma/model/architecture.h"
 #include "forma/model/config_reader.h"
 
