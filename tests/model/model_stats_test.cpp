@@ -91,6 +91,19 @@ TEST(ModelStats, PublishedParameterCounts) {
   // per layer q/o 2 x 1152 x 1024 + k/v 2 x 1152 x 256 = 2,949,120, q/k norms 2 x 256, GeGLU 3 x
   // 1152 x 6912 = 23,887,872, four norms 4,608: 26,842,112 x 26 = 697,894,912; final norm 1,152.
   EXPECT_EQ(count_parameters(load_model_config("gemma-3-1b")).total, 999885952);
+  // BLOOM (tied, ALiBi, biases everywhere, LayerNorms with bias, one more on the embeddings).
+  // bloom-560m (its model card: 559,214,592): embedding 250880 x 1024 = 256,901,120 and its
+  // LayerNorm 2,048; per layer query_key_value 1024 x 3072 + 3072, dense 1024^2 + 1024, MLP 2 x 1024
+  // x 4096 + 4096 + 1024, two LayerNorms 4,096: 12,596,224 x 24 = 302,309,376; ln_f 2,048.
+  EXPECT_EQ(count_parameters(load_model_config("bloom-560m")).total, 559214592);
+  // bloom, 176B (its model card: 176,247,271,424): embedding 250880 x 14336 = 3,596,615,680 and its
+  // LayerNorm 28,672; per layer 14336 x 43008 + 43008, 14336^2 + 14336, 2 x 14336 x 57344 + 57344 +
+  // 14336, LayerNorms 57,344: 2,466,437,120 x 70 = 172,650,598,400; ln_f 28,672.
+  EXPECT_EQ(count_parameters(load_model_config("bloom")).total, 176247271424);
+  // falcon-7b (HF num_parameters 6,921,720,704; tied, multi-query, no linear bias): embedding 65024
+  // x 4544 = 295,469,056; per layer query_key_value 4544 x (4544 + 2 x 64), dense 4544^2, MLP 2 x
+  // 4544 x 18176, one LayerNorm 9,088: 207,070,080 x 32 = 6,626,242,560; ln_f 9,088.
+  EXPECT_EQ(count_parameters(load_model_config("falcon-7b")).total, 6921720704);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

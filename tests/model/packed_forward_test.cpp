@@ -1,6 +1,6 @@
 // Packed samples (several in one row, PackedPositions) compute what each computes alone: the
 // logits and the per-sample losses of a packed row equal those of separate forwards, for RoPE
-// (llama), learned positions (gpt2) and a sliding window shorter than the samples (mistral), with
+// (llama), learned positions (gpt2), ALiBi (bloom) and a sliding window shorter than the samples (mistral), with
 // the fused and the explicit attention kernels.
 #include <gtest/gtest.h>
 
@@ -67,7 +67,10 @@ INSTANTIATE_TEST_SUITE_P(Archs, PackedForward,
                                            // soft-capped scores (explicit even when fused is asked
                                            // for), and the sliding layers' own RoPE
                                            PackCase{"hf-zoo/gemma2", AttentionKernel::Fused},
-                                           PackCase{"hf-zoo/gemma3", AttentionKernel::Fused}),
+                                           PackCase{"hf-zoo/gemma3", AttentionKernel::Fused},
+                                           // ALiBi (relative distances, no positions)
+                                           PackCase{"hf-zoo/bloom", AttentionKernel::Fused},
+                                           PackCase{"hf-zoo/bloom", AttentionKernel::Explicit}),
                          [](const auto& info) {
                            std::string name = info.param.arch;
                            for (char& ch : name) {

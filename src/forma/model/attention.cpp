@@ -48,12 +48,36 @@ torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t windo
   return allowed.unsqueeze(1);  // [B, 1, T, T]
 }
 
+torch::Tensor alibi_slopes(int64_t heads) {
+  check(heads > 0, "alibi_slopes: {} heads", heads);
+  // HF's _get_alibi_slopes, op for op in fp32 so the slopes are bit-identical.
+  const int64_t closest = int64_t{1} << static_cast<int>(std::floor(std::log2(static_cast<double>(heads))));
+  auto series = [](int64_t n, int64_t first, int64_t count, int64_t step) {
+    const double base = std::pow(2.0, -std::pow(2.0, -(std::log2(static_cast<double>(n)) - 3)));
+    torch::Tensor powers = torch::arange(first, first + step * count, step, torch::kInt32);
+    return torch::pow(torch::scalar_tensor(base, torch::kFloat), powers);
+  };
+  torch::Tensor slopes = series(closest, 1, closest, 1);
+  if (closest != heads) {
+    const int64_t remaining = std::min(closest, heads - closest);
+    slopes = torch::cat({slopes, series(2 * closest, 1, remaining, 2)});
+  }
+  return slopes;
+}
+
+torch::Tensor alibi_bias(const torch::Tensor& slopes, int64_t count, int64_t keys) {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(slopes.device());
+  torch::Tensor i = torch::arange(keys - count, keys, opts).view({1, count, 1});  // [1, T, 1]
+  torch::Tensor j = torch::arange(0, keys, opts).view({1, 1, keys});               // [1, 1, S]
+  return slopes.to(torch::kFloat).view({-1, 1, 1}) * (j - i);                      // [H, T, S]
+}
+
 AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int64_t layer_index)
     : head_dim_(c.head_dim),
       attention_scale_(c.attention_scale),
       softcap_(c.attn_logit_softcapping),
       layer_index_(layer_index),
-      rope_(arch.position == PositionKind::Rope),
+      rope_(arch.position == PositionKind::Rope && !c.alibi),
       rope_interleaved_(c.rope_interleaved),
       clip_qkv_(c.clip_qkv) {
   using torch::nn::Linear;
@@ -73,6 +97,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const Architecture& arch, int
     q_norm_ = register_module("q_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
     k_norm_ = register_module("k_norm", Norm(NormKind::RMSNorm, c.head_dim, c.norm_eps, c.norm_weight_offset));
   }
+  if (c.alibi) alibi_slopes_ = alibi_slopes(c.num_attention_heads);
   if (c.head_layernorm) {
     q_layernorm_ = register_module("q_layernorm", HeadNorms(c.num_attention_heads, c.head_dim, c.norm_eps));
     k_layernorm_ = register_module("k_layernorm", HeadNorms(c.num_key_value_heads, c.head_dim, c.norm_eps));
@@ -88,7 +113,8 @@ torch::Tensor AttentionImpl::project_heads(const char* name, const torch::Tensor
 }
 
 torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const torch::Tensor& allowed, double scale_divisor, double softcap) {
+                                         const torch::Tensor& allowed, double scale_divisor, double softcap,
+                                         const torch::Tensor& bias) {
   const int64_t batch = q.size(0), q_heads = q.size(1), count = q.size(2), dim = q.size(3);
   const int64_t kv_heads = k.size(1), keys = k.size(2), group = q_heads / kv_heads;
   check(q_heads % kv_heads == 0, "attention: {} query heads for {} kv heads", q_heads, kv_heads);
@@ -100,6 +126,7 @@ torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Te
   // matmul did not, which needed a workaround here; LibTorch 2.15's does, docs/generation.md).
   torch::Tensor scores = torch::matmul(qg, k.transpose(2, 3)).view({batch, kv_heads, group, count, keys}) / scale_divisor;
   if (softcap > 0) scores = torch::tanh(scores / softcap) * softcap;  // HF's order: scale, cap, then mask
+  if (bias.defined()) scores = scores + bias.view({kv_heads, group, count, keys}).to(scores.scalar_type());
   // allowed: [T, S] or [B, 1, T, S] -> broadcast over [B, Hkv, G, T, S].
   torch::Tensor blocked = allowed.logical_not();
   if (blocked.dim() == 4) blocked = blocked.unsqueeze(2);
@@ -109,12 +136,22 @@ torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Te
   return out.view({batch, q_heads, count, dim});
 }
 
+torch::Tensor AttentionImpl::local_alibi_bias(const torch::Tensor& q, int64_t keys) const {
+  if (!alibi_slopes_.defined()) return torch::Tensor();
+  const int64_t heads = q.size(1);
+  check(alibi_head_offset >= 0 && alibi_head_offset + heads <= alibi_slopes_.size(0),
+        "attention layer {}: ALiBi heads {}..{} of {}", layer_index_, alibi_head_offset,
+        alibi_head_offset + heads - 1, alibi_slopes_.size(0));
+  torch::Tensor slopes = alibi_slopes_.narrow(0, alibi_head_offset, heads).to(q.device());
+  return alibi_bias(slopes, q.size(2), keys);  // fp32 [H, T, S]
+}
+
 torch::Tensor AttentionImpl::explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
                                                 const torch::Tensor& mask) const {
   const int64_t count = q.size(2), keys = k.size(2);
   torch::Tensor allowed = mask.defined() ? mask : causal_mask(keys - count, count, 0, q.device());
   const double divisor = attention_scale_ > 0 ? 1.0 / attention_scale_ : std::sqrt(static_cast<double>(head_dim_));
-  return grouped_attention_products(q, k, v, allowed, divisor, softcap_);
+  return grouped_attention_products(q, k, v, allowed, divisor, softcap_, local_alibi_bias(q, keys));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
@@ -151,10 +188,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
     // copy of K and V (the CPU flash kernel indexes the shared head).
     std::optional<torch::Tensor> mask;
     if (inputs.mask.defined()) mask = inputs.mask;
+    bool causal = !inputs.mask.defined() && count > 1;
+    if (alibi_slopes_.defined()) {
+      // ALiBi: the bias goes in as a float mask (-inf where the bool mask blocks), in q's dtype as
+      // HF adds it in the model's dtype; [H, T, S] or [B, H, T, S] with a per-row mask.
+      const int64_t keys = k.size(2);
+      torch::Tensor allowed = inputs.mask.defined() ? inputs.mask : causal_mask(keys - count, count, 0, q.device());
+      mask = local_alibi_bias(q, keys)
+                 .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity())
+                 .to(q.scalar_type());
+      causal = false;
+    }
     std::optional<double> scale;
     if (attention_scale_ > 0) scale = attention_scale_;
     out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0,
-                                           /*is_causal=*/!inputs.mask.defined() && count > 1,
+                                           /*is_causal=*/causal,
                                            /*scale=*/scale, /*enable_gqa=*/kv_heads != q_heads);
   } else {
     out = explicit_attention(q, k, v, inputs.mask);

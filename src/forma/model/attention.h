@@ -1,4 +1,4 @@
-// Multi-head causal self-attention with grouped/multi-query kv heads, RoPE or none, an optional
+// Multi-head causal self-attention with grouped/multi-query kv heads, RoPE, ALiBi or none, an optional
 // sliding window (through the mask) and an optional KV cache. Computed by LibTorch's fused
 // scaled_dot_product_attention (HF's "sdpa" path), or by the explicit math of HF's "eager" path.
 // Head counts come from the local projection outputs (q width / head_dim), so a layer whose
@@ -52,9 +52,20 @@ torch::Tensor packed_causal_mask(const torch::Tensor& segment_ids, int64_t windo
 // The explicit attention products: q [B, H, T, D] over k, v [B, Hkv, S, D] (H a multiple of Hkv,
 // query head h reads kv head h / (H / Hkv)), `allowed` bool [T, S] or [B, 1, T, S]; scores divided
 // by `scale_divisor` (sqrt(D)), soft-capped when `softcap` > 0 (tanh(s / cap) * cap, before the
-// mask), softmax in fp32, -> [B, H, T, D]. K and V are never repeated per query head.
+// mask), softmax in fp32, -> [B, H, T, D]. K and V are never repeated per query head. `bias`
+// (optional, [H, T, S]) is added to the scaled (and capped) scores before the mask (ALiBi).
 torch::Tensor grouped_attention_products(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         const torch::Tensor& allowed, double scale_divisor, double softcap = 0.0);
+                                         const torch::Tensor& allowed, double scale_divisor, double softcap = 0.0,
+                                         const torch::Tensor& bias = torch::Tensor());
+
+// ALiBi's slope of each of `heads` heads, fp32 [heads], as HF's bloom builds them: a geometric
+// series from 2^(-8/n) for the largest power of two n <= heads, the rest interleaved from 2n's.
+torch::Tensor alibi_slopes(int64_t heads);
+
+// The ALiBi bias of queries at positions S-T..S-1 over keys 0..S-1, fp32 [H, T, S]:
+// slopes[h] * (j - i). Relative distances, so the same bias serves a KV cache, left padding
+// (masked keys aside, distances do not change) and packed samples (attention stays within one).
+torch::Tensor alibi_bias(const torch::Tensor& slopes, int64_t count, int64_t keys);
 
 class AttentionImpl : public torch::nn::Module {
  public:
@@ -62,9 +73,16 @@ class AttentionImpl : public torch::nn::Module {
   // x [B, T, C] -> [B, T, C]
   torch::Tensor forward(const torch::Tensor& x, const LayerInputs& inputs);
 
+  // ALiBi (config.alibi): the global index of this module's first query head. Tensor parallelism
+  // sets it on each rank, whose heads then take their own slopes.
+  int64_t alibi_head_offset = 0;
+
  private:
   // -> [B, H, T, D], the projection normed first by `whole_norm` when given (qk_norm_whole).
   torch::Tensor project_heads(const char* name, const torch::Tensor& x, Norm whole_norm = Norm(nullptr));
+  // config.alibi: the bias of this module's heads for q [B, H, T, D] over `keys` keys, fp32
+  // [H, T, S]; undefined without ALiBi.
+  torch::Tensor local_alibi_bias(const torch::Tensor& q, int64_t keys) const;
   // q [B, H, T, D], k and v [B, Hkv, S, D] -> [B, H, T, D]
   torch::Tensor explicit_attention(const torch::Tensor& q, torch::Tensor k, torch::Tensor v,
                                    const torch::Tensor& mask) const;
@@ -78,6 +96,7 @@ class AttentionImpl : public torch::nn::Module {
   bool rope_;
   bool rope_interleaved_;
   double clip_qkv_;         // config.clip_qkv (0: no clamp)
+  torch::Tensor alibi_slopes_;  // config.alibi: fp32 [num_attention_heads] (all heads); else undefined
 };
 TORCH_MODULE(Attention);
 

@@ -39,6 +39,7 @@ class DefaultDTypeGuard {
 
 TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), arch_(&architecture_for(c)) {
   register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  if (c.embedding_norm) register_module("embed_layernorm", hidden_norm(c, *arch_));  // bloom
   if (arch_->position == PositionKind::Learned) {
     register_module("embed_positions", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
   } else {
@@ -82,6 +83,7 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& input_ids, KVCache* 
     x = x * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options());
   }
   if (config_.embedding_multiplier != 1.0) x = x * config_.embedding_multiplier;  // granite
+  if (config_.embedding_norm) x = named_children()["embed_layernorm"]->as<NormImpl>()->forward(x);  // bloom
   if (local_inv_freq_.defined() && local_inv_freq_.device() != x.device()) local_inv_freq_ = local_inv_freq_.to(x.device());
   LayerInputs inputs;
   RopeTables local_rope;  // the sliding layers' tables when they have their own rope

@@ -80,8 +80,9 @@ void validate(const ModelConfig& c, const Architecture& arch) {
   check(c.num_attention_heads % c.num_key_value_heads == 0,
         "{}: field 'num_key_value_heads' ({}) must divide num_attention_heads ({})", s,
         c.num_key_value_heads, c.num_attention_heads);
-  check(c.head_dim % 2 == 0 || arch.position != PositionKind::Rope, "{}: field 'head_dim' must be even for rope", s);
-  check(arch.position != PositionKind::Rope || (c.rotary_dim() > 0 && c.rotary_dim() % 2 == 0),
+  const bool rope = arch.position == PositionKind::Rope && !c.alibi;  // ALiBi replaces RoPE
+  check(c.head_dim % 2 == 0 || !rope, "{}: field 'head_dim' must be even for rope", s);
+  check(!rope || (c.rotary_dim() > 0 && c.rotary_dim() % 2 == 0),
         "{}: field 'partial_rotary_factor' ({}): head_dim {} * factor gives {} rotary dims, which must be even and "
         "positive", s, c.partial_rotary_factor, c.head_dim, c.rotary_dim());
   static const std::set<std::string> acts = {"silu", "swish", "gelu_new", "gelu_pytorch_tanh",

@@ -97,6 +97,10 @@ struct ModelConfig {
   // mlp_only_layers), which layers hold the sparse block; empty: all of them (when is_moe()).
   std::vector<bool> sparse_layers;
   int64_t dense_intermediate_size = 0;  // the MLP width of an MoE model's dense layers (qwen2_moe's intermediate_size)
+  // ALiBi: a per-head linear distance bias added to the attention scores, no RoPE (bloom). Head h
+  // adds slope_h * (j - i) for key j and query i (HF's slope_h * j up to a per-row constant).
+  bool alibi = false;
+  bool embedding_norm = false;  // a LayerNorm on the embeddings before the first layer (bloom)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -65,8 +65,10 @@ ParameterCounts count_parameters(const ModelConfig& c) {
     layers_total += count * (common + layer.expert * c.num_local_experts);
     layers_active += count * (common + layer.expert * c.num_experts_per_tok);
   }
-  n.total = n.embedding + layers_total + final_norm + lm_head;
-  n.active = n.embedding + layers_active + final_norm + lm_head;
+  // bloom's LayerNorm on the embeddings counts with the final norm (not a matmul).
+  const int64_t norms = final_norm + (c.embedding_norm ? final_norm : 0);
+  n.total = n.embedding + layers_total + norms + lm_head;
+  n.active = n.embedding + layers_active + norms + lm_head;
   n.matmul_active = n.active - n.embedding + c.vocab_size * C * (c.tie_word_embeddings ? 1 : 0);
   return n;
 }

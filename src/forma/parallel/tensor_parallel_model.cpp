@@ -111,6 +111,13 @@ void shard_attention(Sharder& s, const TensorParallelPlan& plan, const std::stri
   s.column(attn, "k_proj", input);
   s.column(attn, "v_proj", input);
   s.row(attn, "o_proj", plan.sequence_parallel);
+  // ALiBi (config.alibi): each rank's heads take their own slopes, from its first head on.
+  if (plan.config.alibi) {
+    auto* attention = dynamic_cast<AttentionImpl*>(s.module(attn).get());
+    check(attention != nullptr, "tensor parallel: '{}' is not an attention module", attn);
+    attention->alibi_head_offset =
+        piece_range(plan.shards.at(attn + ".q_proj.weight"), plan.size, plan.rank).start / plan.config.head_dim;
+  }
   // Per-head norms (config.head_layernorm) stay whole: each rank applies those of its heads.
   for (const char* norms : {"q_layernorm", "k_layernorm"}) {
     if (!s.has(attn + "." + norms)) continue;
