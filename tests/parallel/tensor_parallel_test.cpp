@@ -35,11 +35,14 @@ ModelConfig fixture_config(const std::string& arch) {
 }
 
 // olmo2's q_norm spans every head's q: no rank holds the whole vector, so tp > 1 is refused by name.
-TEST(TensorParallelConfig, RefusesNormsOverAllHeads) {
+TEST(TensorParallelConfig, NormsOverAllHeadsNeedEachKvHeadOnOneRank) {
   ModelConfig c = load_model_config(test::fixture("hf-zoo/olmo2") + "/config.json");
   ASSERT_TRUE(c.qk_norm_whole);
-  EXPECT_NO_THROW(parallel::check_tensor_parallel_config(c, 1));
-  std::string error = error_of([&] { parallel::check_tensor_parallel_config(c, 2); });
+  ASSERT_EQ(c.num_key_value_heads, 4);
+  EXPECT_NO_THROW(parallel::check_tensor_parallel_config(c, 2));
+  EXPECT_NO_THROW(parallel::check_tensor_parallel_config(c, 4));
+  c.num_key_value_heads = 2;  // tp=4 would hold each kv head on two ranks: its squares counted twice
+  std::string error = error_of([&] { parallel::check_tensor_parallel_config(c, 4); });
   EXPECT_NE(error.find("q/k norms over all attention heads"), std::string::npos) << error;
   EXPECT_NE(error.find("olmo2/config.json"), std::string::npos) << error;
 }
@@ -223,8 +226,6 @@ TEST_P(TensorParallelWorker, FixturesMatchOneProcess) {
     const std::string dir = test::fixture(arch);
     // The RoPE-scaling fixtures have 2 heads: run at tp=2, not at tp=4 (refused by name, tested elsewhere).
     if (load_model_config(dir).num_attention_heads % tp != 0) continue;
-    // q/k norms over all heads (olmo2) are refused by name (TensorParallelConfig.RefusesNormsOverAllHeads).
-    if (load_model_config(dir).qk_norm_whole) continue;
     torch::Tensor ids = load_tensors(dir + "/reference.safetensors").at("input_ids");  // [2, 16]
     expect_parallel_run_matches(load_pretrained(dir), load_pretrained(dir), ids, GetParam());
   }

@@ -21,7 +21,8 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
     return torch::layer_norm(x, {x.size(-1)}, weight_offset_ ? weight + 1.0 : weight, bias, eps_);
   }
   torch::Tensor x32 = x.to(torch::kFloat);
-  torch::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
+  torch::Tensor variance = sum_across ? sum_across(x32.pow(2).sum(-1, /*keepdim=*/true)) / static_cast<double>(full_size)
+                                      : x32.pow(2).mean(-1, /*keepdim=*/true);
   torch::Tensor normed = x32 * torch::rsqrt(variance + eps_);
   // Gemma multiplies in fp32 and casts after (HF GemmaRMSNorm); Llama casts, then multiplies.
   if (weight_offset_) return (normed * (1.0 + weight.to(torch::kFloat))).to(x.scalar_type());

@@ -5,6 +5,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "forma/model/architecture.h"
 
 namespace forma {
@@ -19,6 +21,12 @@ class NormImpl : public torch::nn::Module {
   void reset_to_identity();  // weight 1 (0 with weight_offset), bias 0 (HF init)
 
   torch::Tensor weight, bias;  // undefined when the norm has no parameters
+
+  // Tensor parallelism over a norm whose vector is split over the ranks (qk_norm_whole: each rank
+  // holds its heads' part of q): an RMSNorm then takes the mean of x^2 as sum_across(the local
+  // sums of squares) / full_size. Unset: the vector is whole here.
+  std::function<torch::Tensor(const torch::Tensor&)> sum_across;
+  int64_t full_size = 0;
 
  private:
   NormKind kind_;

@@ -118,6 +118,18 @@ void shard_attention(Sharder& s, const TensorParallelPlan& plan, const std::stri
     attention->alibi_head_offset =
         piece_range(plan.shards.at(attn + ".q_proj.weight"), plan.size, plan.rank).start / plan.config.head_dim;
   }
+  // Norms over all heads (config.qk_norm_whole): each rank holds its heads' part and the mean of
+  // squares is summed over the ranks.
+  if (plan.config.qk_norm_whole) {
+    for (const char* norm_name : {"q_norm", "k_norm"}) {
+      auto* norm = dynamic_cast<NormImpl*>(s.module(attn + "." + norm_name).get());
+      check(norm != nullptr, "tensor parallel: '{}.{}' is not a norm", attn, norm_name);
+      norm->full_size = norm->weight.size(0);
+      s.set_piece(norm->weight, attn + "." + norm_name + ".weight");
+      GroupPtr group = plan.group;
+      norm->sum_across = [group](const torch::Tensor& x) { return sum_across_tp_region(x, group); };
+    }
+  }
   // Per-head norms (config.head_layernorm) stay whole: each rank applies those of its heads.
   for (const char* norms : {"q_layernorm", "k_layernorm"}) {
     if (!s.has(attn + "." + norms)) continue;

@@ -26,11 +26,12 @@ void check_tensor_parallel_config(const ModelConfig& c, int tp) {
   const std::string& where = c.source.empty() ? std::string("the model config") : c.source;
   check(c.num_attention_heads % tp == 0, "{}: num_attention_heads={} is not divisible by tensor_parallel={}", where,
         c.num_attention_heads, tp);
-  // A norm over all heads' q (olmo2) needs every head's values on the rank that normalises them.
-  check(!c.qk_norm_whole || tp == 1,
-        "{}: q/k norms over all attention heads (qk_norm_whole, olmo2's q_norm/k_norm) are not supported with "
-        "tensor_parallel={}: each rank holds only its own heads",
-        where, tp);
+  // A norm over all heads' k (olmo2) sums over the ranks' heads: a key-value head held by several
+  // ranks would be counted more than once.
+  check(!c.qk_norm_whole || c.num_key_value_heads % tp == 0,
+        "{}: q/k norms over all attention heads (qk_norm_whole, olmo2's q_norm/k_norm) need num_key_value_heads={} "
+        "divisible by tensor_parallel={} (each key-value head on one rank)",
+        where, c.num_key_value_heads, tp);
   const int64_t kv = c.num_key_value_heads;
   check(kv > 0 && (kv % tp == 0 || tp % kv == 0),
         "{}: num_key_value_heads={} and tensor_parallel={}: one must divide the other (the key-value heads are "
@@ -71,6 +72,11 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
     detail::column(specs, attn + ".q_proj", detail::split_rows(c.num_attention_heads * c.head_dim), qkv_bias);
     detail::column(specs, attn + ".k_proj", kv, qkv_bias);
     detail::column(specs, attn + ".v_proj", kv, qkv_bias);
+    if (c.qk_norm_whole) {
+      // Split as the projections they normalise: each rank its heads' part (NormImpl::sum_across).
+      specs[attn + ".q_norm.weight"] = specs.at(attn + ".q_proj.weight");
+      specs[attn + ".k_norm.weight"] = specs.at(attn + ".k_proj.weight");
+    }
     if (c.qk_norm) {
       // Whole on every rank, applied to that rank's heads: each rank's gradient is a partial sum.
       specs[attn + ".q_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};

@@ -56,6 +56,16 @@ struct ReduceFromRegion : public torch::autograd::Function<ReduceFromRegion> {
   static variable_list backward(AutogradContext*, variable_list grads) { return {grads[0], torch::Tensor()}; }
 };
 
+struct SumAcrossRegion : public torch::autograd::Function<SumAcrossRegion> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t group) {
+    ctx->saved_data["group"] = group;
+    return summed(group_at(group), x);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {summed(saved_group(ctx), grads[0]), torch::Tensor()};
+  }
+};
+
 struct GatherRegion : public torch::autograd::Function<GatherRegion> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t group, int64_t dim,
                                bool grad_is_partial) {
@@ -114,6 +124,11 @@ torch::Tensor copy_to_tp_region(const torch::Tensor& x, const GroupPtr& group) {
 torch::Tensor reduce_from_tp_region(const torch::Tensor& x, const GroupPtr& group) {
   if (group->getSize() == 1) return x;
   return detail::ReduceFromRegion::apply(x, detail::address_of(group));
+}
+
+torch::Tensor sum_across_tp_region(const torch::Tensor& x, const GroupPtr& group) {
+  if (group->getSize() == 1) return x;
+  return detail::SumAcrossRegion::apply(x, detail::address_of(group));
 }
 
 torch::Tensor gather_from_sequence_region(const torch::Tensor& x, const GroupPtr& group, int64_t dim,

@@ -19,6 +19,11 @@ torch::Tensor copy_to_tp_region(const torch::Tensor& x, const GroupPtr& group);
 // All-reduce (sum) forward; identity backward. Where row-parallel partial sums leave the region.
 torch::Tensor reduce_from_tp_region(const torch::Tensor& x, const GroupPtr& group);
 
+// All-reduce (sum) forward and backward: a sum every rank goes on to use, of terms each rank
+// holds some of (the sums of squares of a norm over a vector split over the ranks), so each
+// term's gradient is the sum of every rank's gradient of the total.
+torch::Tensor sum_across_tp_region(const torch::Tensor& x, const GroupPtr& group);
+
 // What the gradient arriving at an all-gather's output is on each rank.
 enum class GatheredGrad {
   Partial,  // a partial sum of the full gradient (column-parallel layers follow): reduce-scatter it
