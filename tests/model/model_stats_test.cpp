@@ -104,6 +104,10 @@ TEST(ModelStats, PublishedParameterCounts) {
   // x 4544 = 295,469,056; per layer query_key_value 4544 x (4544 + 2 x 64), dense 4544^2, MLP 2 x
   // 4544 x 18176, one LayerNorm 9,088: 207,070,080 x 32 = 6,626,242,560; ln_f 9,088.
   EXPECT_EQ(count_parameters(load_model_config("falcon-7b")).total, 6921720704);
+  // phi-3-mini-4k (Phi-3-mini-4k-instruct, 3,821,079,552; untied): embedding and lm_head 32064 x
+  // 3072 = 98,500,608 each; per layer qkv_proj 3072 x 9216, o_proj 3072^2, gate_up_proj 3072 x
+  // 16384, down_proj 8192 x 3072, two norms 6,144: 113,252,352 x 32 = 3,624,075,264; norm 3,072.
+  EXPECT_EQ(count_parameters(load_model_config("phi-3-mini-4k")).total, 3821079552);
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {
