@@ -48,13 +48,17 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 // Parameter gradients under HF names (gpt2: fused c_attn, Conv1D layout), after loss.backward().
 std::map<std::string, torch::Tensor> hf_gradients(CausalLM& model) {
   StateDict grads;
-  for (const auto& item : model->named_parameters()) grads[item.key()] = item.value().grad();
+  for (const auto& item : model->named_parameters()) {
+    if (item.value().requires_grad()) grads[item.key()] = item.value().grad();  // not HF's buffers (deepseek_v3)
+  }
   return to_hf_names(grads, model->config());
 }
 
 double grad_norm(CausalLM& model) {
   double sum = 0;
-  for (const auto& p : model->parameters()) sum += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
+  for (const auto& p : model->parameters()) {
+    if (p.requires_grad()) sum += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
+  }
   return std::sqrt(sum);
 }
 

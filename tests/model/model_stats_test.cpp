@@ -22,6 +22,13 @@ TEST(ModelStats, PublishedParameterCounts) {
   EXPECT_EQ(mixtral.total, 46702792704);
   // active: 6 of the 8 experts per layer removed: 32 layers x 6 x 3 x 4096 x 14336
   EXPECT_EQ(mixtral.total - mixtral.active, 32LL * 6 * 3 * 4096 * 14336);
+  // DeepSeek-V2-Lite (HF num_parameters 15,706,484,224): embed + lm_head 2 x 102400 x 2048 =
+  // 419,430,400, final norm 2,048; per layer MLA q_proj 2048 x 16 x 192 = 6,291,456,
+  // kv_a_proj_with_mqa 2048 x 576 = 1,179,648, kv_a_layernorm 512, kv_b_proj 512 x 16 x 256 =
+  // 2,097,152, o_proj 2048 x 2048 = 4,194,304, norms 4,096: 27 x 13,767,168 = 371,713,536; layer 0
+  // dense 3 x 2048 x 10944 = 67,239,936; 26 sparse layers of gate 64 x 2048 = 131,072, shared
+  // 3 x 2048 x 2816 = 17,301,504, experts 64 x 3 x 2048 x 1408 = 553,648,128: 14,848,098,304.
+  EXPECT_EQ(count_parameters(load_model_config("deepseek-v2-lite")).total, 15706484224);
   // Qwen2.5-0.5B (tied, q/k/v biases): 494,032,768
   EXPECT_EQ(count_parameters(load_model_config("qwen2.5-0.5b")).total, 494032768);
   // Qwen3-0.6B (tied, q/k norms, head_dim 128 with hidden 1024): 596,049,920; Qwen3-8B: 8,190,735,360
@@ -120,7 +127,9 @@ TEST(ModelStats, CountsEqualTheBuiltModels) {
     ModelConfig c = load_model_config(test::fixture(arch));
     CausalLM model(c);
     int64_t n = 0;
-    for (const auto& p : model->parameters()) n += p.numel();
+    // Without gradient: HF buffers held as parameters (deepseek_v3's e_score_correction_bias),
+    // which HF's num_parameters does not count either.
+    for (const auto& p : model->parameters()) n += p.requires_grad() ? p.numel() : 0;
     EXPECT_EQ(count_parameters(c).total, n) << arch;
     // HF's own num_parameters() of the same model
     auto ref = nlohmann::json::parse(read_file(test::fixture(arch + "/reference.json")));

@@ -9,7 +9,7 @@ extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kMixtral, kGpt2, kGp
 extern const Architecture kPhi, kPhi3, kStableLm, kGptj, kGptNeox;
 extern const Architecture kGranite, kOlmo, kNemotron, kQwen3Moe;
 extern const Architecture kGemma2, kOlmo2, kGemma3Text, kCohere, kGlm, kGlm4;
-extern const Architecture kOlmoe, kQwen2Moe, kFalcon, kBloom;
+extern const Architecture kOlmoe, kQwen2Moe, kFalcon, kBloom, kDeepseekV2, kDeepseekV3;
 
 const std::vector<const Architecture*>& all_architectures() {
   static const std::vector<const Architecture*> registry = {&kLlama,   &kMistral,    &kQwen2,       &kQwen3, &kMixtral,
@@ -17,7 +17,7 @@ const std::vector<const Architecture*>& all_architectures() {
                                                             &kStableLm, &kGranite, &kOlmo, &kNemotron,
                                                             &kQwen3Moe, &kGptj, &kGptNeox, &kGemma2,
                                                             &kOlmo2, &kGemma3Text, &kCohere, &kGlm, &kGlm4,
-                                                            &kOlmoe, &kQwen2Moe, &kFalcon, &kBloom};
+                                                            &kOlmoe, &kQwen2Moe, &kFalcon, &kBloom, &kDeepseekV2, &kDeepseekV3};
   return registry;
 }
 

@@ -229,7 +229,7 @@ void CausalLMImpl::init_weights(uint64_t seed) {
   for (auto& item : named_parameters()) {
     const std::string& name = item.key();
     torch::Tensor& p = item.value();
-    if (ends_with(name, ".bias")) {
+    if (ends_with(name, ".bias") || ends_with(name, ".e_score_correction_bias")) {  // the latter: HF's zeros
       p.zero_();
     } else if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight") ||
                name.find("layernorm.norms.") != std::string::npos) {

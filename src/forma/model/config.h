@@ -101,6 +101,20 @@ struct ModelConfig {
   // adds slope_h * (j - i) for key j and query i (HF's slope_h * j up to a per-row constant).
   bool alibi = false;
   bool embedding_norm = false;  // a LayerNorm on the embeddings before the first layer (bloom)
+  // Multi-head latent attention when kv_lora_rank > 0 (deepseek_v2/v3, mla_attention.h): k and v
+  // come up from a kv_lora_rank latent, each q/k head is qk_nope_head_dim dims without RoPE then
+  // head_dim (HF's qk_rope_head_dim) with it, v heads v_head_dim; q_lora_rank > 0: q from a latent too.
+  int64_t kv_lora_rank = 0;
+  int64_t q_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  // DeepSeek's routers: sigmoid scores, e_score_correction_bias added for the choice only (v3;
+  // else softmax); experts in moe_groups groups of which the moe_topk_groups best (max score,
+  // sigmoid: sum of the top 2) are eligible; chosen weights times routed_scaling_factor.
+  bool moe_sigmoid_scores = false;
+  int64_t moe_groups = 1, moe_topk_groups = 1;
+  double routed_scaling_factor = 1.0;
+  bool shared_expert_ungated = false;  // the shared expert added as is, no shared_expert_gate (deepseek)
   int64_t num_local_experts = 0;     // mixtral; 0 = dense MLP
   int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "forma/model/attention.h"
+#include "forma/model/mla_attention.h"
 #include "forma/model/mlp.h"
 #include "forma/model/norm.h"
 
@@ -29,6 +30,10 @@ class DecoderLayerImpl : public torch::nn::Module {
   Norm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
   Norm pre_feedforward_layernorm_{nullptr}, post_feedforward_layernorm_{nullptr};  // post_block_norms
   Attention self_attn_{nullptr};
+  MlaAttention mla_{nullptr};  // config.kv_lora_rank > 0: registered as self_attn instead
+  torch::Tensor attend(const torch::Tensor& x, const LayerInputs& inputs) {
+    return mla_ ? mla_->forward(x, inputs) : self_attn_->forward(x, inputs);
+  }
   Mlp mlp_{nullptr};
   bool sandwich_ = false;  // config.post_block_norms
   // x + attn(norm1(x)) + mlp(norm1(x)): no post_attention_layernorm, unless the MLP has its own

@@ -1,5 +1,7 @@
 #include "forma/model/mlp.h"
 
+#include <limits>
+
 #include "forma/core/error.h"
 #include "forma/model/module_call.h"
 
@@ -56,24 +58,59 @@ torch::Tensor SharedExpertImpl::forward(const torch::Tensor& x) {
   return call_child(*this, "down_proj", h);
 }
 
-SparseMoeImpl::SparseMoeImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok), renormalize_(c.moe_renormalize) {
-  register_module("gate", Linear(LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
+SparseMoeImpl::SparseMoeImpl(const ModelConfig& c)
+    : top_k_(c.num_experts_per_tok),
+      renormalize_(c.moe_renormalize),
+      sigmoid_(c.moe_sigmoid_scores),
+      groups_(c.moe_groups),
+      topk_groups_(c.moe_topk_groups),
+      routed_scaling_(c.routed_scaling_factor),
+      shared_gated_(!c.shared_expert_ungated) {
+  check(groups_ >= 1 && c.num_local_experts % groups_ == 0 && topk_groups_ >= 1 && topk_groups_ <= groups_,
+        "{}: {} experts in n_group={} groups, topk_group={}", c.source, c.num_local_experts, groups_, topk_groups_);
+  auto gate = register_module("gate", Linear(LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
+  if (sigmoid_) {
+    // HF's persistent buffer: loaded and saved with the weights, never trained.
+    gate->register_parameter("e_score_correction_bias", torch::zeros({c.num_local_experts}), /*requires_grad=*/false);
+  }
   experts_ = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < c.num_local_experts; ++e) experts_->push_back(Expert(c));
   if (c.shared_expert_intermediate_size > 0) {
     shared_expert_ = register_module("shared_expert", SharedExpert(c));
     // One gate value per token: a scalar, so the weight stays whole under tensor parallelism.
-    register_module("shared_expert_gate", Linear(LinearOptions(c.hidden_size, 1).bias(false)));
+    if (shared_gated_) register_module("shared_expert_gate", Linear(LinearOptions(c.hidden_size, 1).bias(false)));
   }
+}
+
+std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::route(const torch::Tensor& router_logits) const {
+  torch::Tensor logits = router_logits.to(torch::kFloat);
+  torch::Tensor scores = sigmoid_ ? torch::sigmoid(logits) : torch::softmax(logits, 1);
+  torch::Tensor choice = scores;
+  if (sigmoid_) {  // v3: the bias steers the choice, the weights stay the plain scores
+    auto* gate = named_children()["gate"].get();
+    choice = scores + gate->named_parameters(false)["e_score_correction_bias"].to(torch::kFloat);
+  }
+  if (groups_ > 1) {  // HF group_limited_greedy / noaux_tc: experts outside the best groups drop out
+    const int64_t n = choice.size(0), experts = choice.size(1);
+    torch::Tensor grouped = choice.view({n, groups_, experts / groups_});
+    torch::Tensor group_scores = sigmoid_ ? std::get<0>(grouped.topk(2, -1)).sum(-1) : std::get<0>(grouped.max(-1));
+    torch::Tensor kept = std::get<1>(group_scores.topk(topk_groups_, -1));
+    torch::Tensor keep = torch::zeros_like(group_scores).scatter(1, kept, 1.0).to(torch::kBool);
+    keep = keep.unsqueeze(-1).expand({n, groups_, experts / groups_}).reshape({n, experts});
+    choice = choice.masked_fill(keep.logical_not(), sigmoid_ ? -std::numeric_limits<double>::infinity() : 0.0);
+  }
+  auto [top, chosen] = choice.topk(top_k_, -1);  // [N, k]
+  torch::Tensor weights = sigmoid_ ? scores.gather(1, chosen) : top;
+  if (renormalize_) weights = sigmoid_ ? weights / (weights.sum(-1, true) + 1e-20) : weights / weights.sum(-1, true);
+  if (routed_scaling_ != 1.0) weights = weights * routed_scaling_;
+  return {chosen, weights};
 }
 
 std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::forward(const torch::Tensor& x) {
   const int64_t hidden = x.size(-1);
   torch::Tensor tokens = x.reshape({-1, hidden});                      // [N, C]
   torch::Tensor router_logits = call_child(*this, "gate", tokens);      // [N, E]
-  torch::Tensor probs = torch::softmax(router_logits, 1, torch::kFloat);
-  auto [weights, chosen] = probs.topk(top_k_, -1);                      // [N, k]
-  if (renormalize_) weights = weights / weights.sum(-1, /*keepdim=*/true);
+  auto [chosen, weights] = route(router_logits);                        // [N, k]
   weights = weights.to(x.scalar_type());
   torch::Tensor out = torch::zeros_like(tokens);
   const int64_t num_experts = router_logits.size(1);
@@ -88,7 +125,8 @@ std::pair<torch::Tensor, torch::Tensor> SparseMoeImpl::forward(const torch::Tens
   }
   if (shared_expert_) {  // HF's order: routed + sigmoid(gate) * shared
     torch::Tensor shared = shared_expert_->forward(tokens);
-    out = out + torch::sigmoid(call_child(*this, "shared_expert_gate", tokens)) * shared;
+    out = shared_gated_ ? out + torch::sigmoid(call_child(*this, "shared_expert_gate", tokens)) * shared
+                        : out + shared;
   }
   return {out.view(x.sizes()), router_logits};
 }

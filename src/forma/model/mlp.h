@@ -55,15 +55,25 @@ TORCH_MODULE(SharedExpert);
 // HF MixtralSparseMoeBlock: softmax over all experts' router logits, top-k, renormalised
 // (config.moe_renormalize; else the probabilities as they are: olmoe, qwen2_moe), weighted sum of
 // the chosen experts' outputs. With config.shared_expert_intermediate_size (qwen2_moe) it adds
-// sigmoid(shared_expert_gate(x)) * shared_expert(x).
+// sigmoid(shared_expert_gate(x)) * shared_expert(x), or shared_expert(x) with
+// config.shared_expert_ungated (deepseek). DeepSeek's routing: config.moe_sigmoid_scores, moe_groups,
+// moe_topk_groups, routed_scaling_factor (config.h); v3's e_score_correction_bias is a parameter of
+// the gate (gate.e_score_correction_bias) without gradient, as HF's buffer is not trained.
 class SparseMoeImpl : public MoeBlock {
  public:
   explicit SparseMoeImpl(const ModelConfig& config);
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x) override;
 
  private:
+  // [N, E] router logits -> chosen experts [N, k] and their weights (fp32): softmax or sigmoid
+  // scores, group-limited choice, renormalised, routed_scaling_factor (DeepSeek's routers).
+  std::pair<torch::Tensor, torch::Tensor> route(const torch::Tensor& router_logits) const;
   int64_t top_k_;
   bool renormalize_;
+  bool sigmoid_ = false;
+  int64_t groups_ = 1, topk_groups_ = 1;
+  double routed_scaling_ = 1.0;
+  bool shared_gated_ = true;
   torch::nn::ModuleList experts_;
   SharedExpert shared_expert_{nullptr};
 };

@@ -25,6 +25,14 @@ LayerCounts count_layer(const ModelConfig& c, bool sparse) {
   if (c.qk_norm) n.attention += 2 * c.head_dim;
   if (c.qk_norm_whole) n.attention += q + kv;
   if (c.head_layernorm) n.attention += (c.num_attention_heads + c.num_key_value_heads) * c.head_dim;
+  if (c.kv_lora_rank > 0) {  // MLA (mla_attention.h): q (direct or through its latent), kv latent, o
+    const int64_t H = c.num_attention_heads, qk = c.qk_nope_head_dim + c.head_dim, r = c.kv_lora_rank;
+    const int64_t bias = c.attention_bias ? 1 : 0;
+    n.attention = c.q_lora_rank > 0 ? C * c.q_lora_rank + bias * c.q_lora_rank + c.q_lora_rank + c.q_lora_rank * H * qk
+                                    : C * H * qk;
+    n.attention += C * (r + c.head_dim) + bias * (r + c.head_dim) + r + r * H * (c.qk_nope_head_dim + c.v_head_dim);
+    n.attention += H * c.v_head_dim * C + bias * C;
+  }
   // Pre-norm: input and post-attention norms (one in a parallel block, two when its MLP has its
   // own); sandwich: the post norms of both blocks plus, unless absent, their pre norms.
   const int64_t norm_count = c.post_block_norms ? (c.pre_block_norms ? 4 : 2)
@@ -34,7 +42,9 @@ LayerCounts count_layer(const ModelConfig& c, bool sparse) {
   if (sparse) {
     n.router = C * c.num_local_experts;
     // The shared expert and its one-output gate run on every token: counted with the router.
-    if (c.shared_expert_intermediate_size > 0) n.router += 3 * C * c.shared_expert_intermediate_size + C;
+    if (c.shared_expert_intermediate_size > 0) {
+      n.router += 3 * C * c.shared_expert_intermediate_size + (c.shared_expert_ungated ? 0 : C);
+    }
     n.expert = 3 * C * I;
   } else if (!arch.gated_mlp) {
     n.dense_mlp = 2 * C * I + (mlp_bias ? I + C : 0);

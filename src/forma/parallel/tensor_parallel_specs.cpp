@@ -32,6 +32,9 @@ void check_tensor_parallel_config(const ModelConfig& c, int tp) {
         "{}: q/k norms over all attention heads (qk_norm_whole, olmo2's q_norm/k_norm) need num_key_value_heads={} "
         "divisible by tensor_parallel={} (each key-value head on one rank)",
         where, c.num_key_value_heads, tp);
+  check(c.kv_lora_rank == 0 || tp == 1,
+        "{}: multi-head latent attention (kv_lora_rank={}, deepseek) is not supported with tensor_parallel={}",
+        where, c.kv_lora_rank, tp);
   const int64_t kv = c.num_key_value_heads;
   check(kv > 0 && (kv % tp == 0 || tp % kv == 0),
         "{}: num_key_value_heads={} and tensor_parallel={}: one must divide the other (the key-value heads are "

@@ -15,6 +15,10 @@ torch::Tensor paged_index(const std::vector<int64_t>& values, torch::Device devi
 PagedKV::PagedKV(const ModelConfig& config, int64_t num_blocks, int64_t block_size, torch::ScalarType dtype,
                  torch::Device device)
     : block_size_(block_size), device_(device) {
+  // Its pools hold k and v of one head_dim; MLA's k (nope + rope dims) and v differ in width.
+  check(config.kv_lora_rank == 0,
+        "{}: the serve engine's paged KV cache does not support multi-head latent attention (model_type '{}', "
+        "kv_lora_rank={})", config.source, config.model_type, config.kv_lora_rank);
   const int64_t kv_heads = config.num_key_value_heads, dim = config.head_dim;
   check(kv_heads > 0 && dim > 0, "KV cache: the model config has {} kv heads of size {}", kv_heads, dim);
   auto options = torch::TensorOptions().dtype(dtype).device(device);
