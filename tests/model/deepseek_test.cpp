@@ -7,6 +7,7 @@
 #include "forma/model/config.h"
 #include "forma/model/mla_attention.h"
 #include "forma/model/mlp.h"
+#include "forma/model/model_stats.h"
 #include "forma/parallel/tensor_parallel_specs.h"
 #include "forma/serve/paged_kv.h"
 #include "test_paths.h"
@@ -133,6 +134,16 @@ TEST(DeepSeekConfig, YarnSoftmaxScaleByHand) {
   const double m = 0.1 * 0.707 * std::log(40.0) + 1.0;
   EXPECT_NEAR(mla_softmax_scale(c), m * m / std::sqrt(192.0), 1e-12);
   EXPECT_NEAR(mla_softmax_scale(deepseek_v2_fixture()), 1.0 / std::sqrt(12.0), 1e-12);
+}
+
+// forma's cache holds each head's k (8 nope + 4 rope dims) and v (8): 3 layers x 4 heads x 20
+// values per position; the attention products likewise use q.k over 12 dims and v over 8.
+TEST(DeepSeekConfig, CacheBytesAndAttentionFlopsByHand) {
+  ModelConfig c = deepseek_v2_fixture();
+  EXPECT_EQ(kv_cache_bytes(c, 2, 10, 4), 3.0 * 2 * 10 * 4 * 20 * 4);
+  const double n = static_cast<double>(count_parameters(c).matmul_active);
+  EXPECT_NEAR(training_flops_per_token(c, 16) - 6 * n, 6.0 * 3 * 4 * 20 * 16, 1e-6);
+  EXPECT_NEAR(inference_flops_per_token(c, 16) - 2 * n, 2.0 * 3 * 4 * 20 * 16, 1e-6);
 }
 
 }  // namespace

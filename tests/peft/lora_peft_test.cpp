@@ -91,7 +91,9 @@ INSTANTIATE_TEST_SUITE_P(
                     // Fused HF modules split into parts of unequal size (q wider than k and v under
                     // GQA) and into two (gate | up).
                     PeftCase{"hf-zoo/phi3", "qkv_proj,gate_up_proj,o_proj", "--r 3"},
-                    PeftCase{"hf-zoo/glm", "gate_up_proj,q_proj", ""}),
+                    PeftCase{"hf-zoo/glm", "gate_up_proj,q_proj", ""},
+                    // Multi-head latent attention's linears, q through its LoRA latent (deepseek_v3).
+                    PeftCase{"hf-zoo/deepseek_v3", "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj", "--r 2"}),
     [](const testing::TestParamInfo<PeftCase>& info) { return test_name(info.param.model) + std::to_string(info.index); });
 
 struct TrainCase {

@@ -83,14 +83,22 @@ ParameterCounts count_parameters(const ModelConfig& c) {
   return n;
 }
 
+namespace {
+// Per head, the widths of q.k and of v: head_dim both, except MLA's (nope + rope dims, v_head_dim).
+double qk_plus_v_dims(const ModelConfig& c) {
+  if (c.kv_lora_rank > 0) return static_cast<double>(c.qk_nope_head_dim + c.head_dim + c.v_head_dim);
+  return 2.0 * static_cast<double>(c.head_dim);
+}
+}  // namespace
+
 double training_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   const double N = static_cast<double>(count_parameters(c).matmul_active);
-  return 6.0 * N + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq_len);
+  return 6.0 * N + 6.0 * c.num_hidden_layers * c.num_attention_heads * qk_plus_v_dims(c) * static_cast<double>(seq_len);
 }
 
 double inference_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   const double N = static_cast<double>(count_parameters(c).matmul_active);
-  return 2.0 * N + 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * static_cast<double>(seq_len);
+  return 2.0 * N + 2.0 * c.num_hidden_layers * c.num_attention_heads * qk_plus_v_dims(c) * static_cast<double>(seq_len);
 }
 
 TrainingMemory training_memory(const ModelConfig& c, bool bf16) {
@@ -104,8 +112,9 @@ TrainingMemory training_memory(const ModelConfig& c, bool bf16) {
 }
 
 double kv_cache_bytes(const ModelConfig& c, int64_t batch, int64_t seq_len, int bytes_per_value) {
-  return 2.0 * c.num_hidden_layers * batch * static_cast<double>(seq_len) * c.num_key_value_heads *
-         c.head_dim * bytes_per_value;
+  // MLA: forma's cache holds every head's up-projected k and v (mla_attention.h).
+  return c.num_hidden_layers * batch * static_cast<double>(seq_len) * c.num_key_value_heads * qk_plus_v_dims(c) *
+         bytes_per_value;
 }
 
 double inference_memory(const ModelConfig& c, int64_t batch, int64_t seq_len, int bytes_per_value) {
