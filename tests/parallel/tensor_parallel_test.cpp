@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "forma/model/tensor_io.h"
 #include "forma/parallel/tensor_parallel_layers.h"
 #include "forma/parallel/vocab_parallel_loss.h"
+#include "forma/peft/lora_model.h"
 #include "test_paths.h"
 #include "../model/zoo_fixtures.h"
 
@@ -190,7 +192,10 @@ void expect_parallel_run_matches(CausalLM reference, CausalLM sharded, const tor
   EXPECT_LT(std::abs(norm - expected_norm), 1e-5 * expected_norm);
   // The inverse of the sharding: the gathered weights are the original ones exactly.
   StateDict gathered = parallel::gather_hf_state_dict(sharded, plan);
-  EXPECT_EQ(gathered.size(), full_weights.size());
+  // hf_state_dict leaves LoRA adapters out; the gathered parameters hold them.
+  EXPECT_EQ(std::count_if(gathered.begin(), gathered.end(),
+                          [](const auto& entry) { return !peft::is_lora_parameter(entry.first); }),
+            static_cast<std::ptrdiff_t>(full_weights.size()));
   for (const auto& [name, t] : full_weights) {
     ASSERT_TRUE(gathered.count(name)) << name;
     EXPECT_TRUE(torch::equal(gathered.at(name), t)) << "weight " << name;
@@ -226,8 +231,6 @@ TEST_P(TensorParallelWorker, FixturesMatchOneProcess) {
     const std::string dir = test::fixture(arch);
     // The RoPE-scaling fixtures have 2 heads: run at tp=2, not at tp=4 (refused by name, tested elsewhere).
     if (load_model_config(dir).num_attention_heads % tp != 0) continue;
-    // Multi-head latent attention (deepseek) is refused by name at tp > 1 (check_tensor_parallel_config).
-    if (load_model_config(dir).kv_lora_rank > 0) continue;
     torch::Tensor ids = load_tensors(dir + "/reference.safetensors").at("input_ids");  // [2, 16]
     expect_parallel_run_matches(load_pretrained(dir), load_pretrained(dir), ids, GetParam());
   }
@@ -276,6 +279,31 @@ TEST_P(TensorParallelWorker, MoeWithDenseLayersMatchesOneProcess) {
   expect_parallel_run_matches(reference, sharded, ids, GetParam());
 }
 
+// LoRA on every linear of multi-head latent attention: adapters on the whole latent projections
+// (q_a_proj, kv_a_proj_with_mqa) stay whole with partial gradients, those on the up-projections
+// and o_proj split with their base layers. deepseek_v2 has q_proj, deepseek_v3 q_a_proj/q_b_proj.
+TEST_P(TensorParallelWorker, LoraOnLatentAttentionMatchesOneProcess) {
+  peft::LoraConfig lora;
+  lora.enabled = true;
+  lora.r = 2;
+  lora.alpha = 4;
+  lora.init = "random";  // B non-zero: A's gradients too
+  lora.target_modules = {"q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"};
+  const int tp = worker_mesh().size(Dim::tp);
+  for (const char* arch : {"deepseek_v2", "deepseek_v3"}) {
+    SCOPED_TRACE(std::string(arch) + (GetParam() ? " with sequence parallel" : ""));
+    const std::string dir = test::fixture(std::string("hf-zoo/") + arch);
+    if (load_model_config(dir).num_attention_heads % tp != 0) continue;
+    CausalLM reference = load_pretrained(dir), sharded = load_pretrained(dir);
+    torch::manual_seed(5);
+    peft::apply_lora(reference, lora, arch);
+    torch::manual_seed(5);
+    peft::apply_lora(sharded, lora, arch);
+    torch::Tensor ids = load_tensors(dir + "/reference.safetensors").at("input_ids");
+    expect_parallel_run_matches(reference, sharded, ids, GetParam());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, TensorParallelWorker, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "SequenceParallel" : "TensorParallel";
@@ -317,7 +345,7 @@ test::CommandResult launch_workers(int nproc) {
 void expect_workers_passed(const test::CommandResult& r, int nproc) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (int rank = 0; rank < nproc; ++rank) {
-    EXPECT_NE(r.output.find("[rank " + std::to_string(rank) + "] [  PASSED  ] 9 tests"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("[rank " + std::to_string(rank) + "] [  PASSED  ] 11 tests"), std::string::npos) << r.output;
   }
 }
 

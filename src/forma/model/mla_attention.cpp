@@ -49,10 +49,12 @@ MlaAttentionImpl::MlaAttentionImpl(const ModelConfig& c, const Architecture& arc
 }
 
 torch::Tensor MlaAttentionImpl::forward(const torch::Tensor& x, const LayerInputs& inputs) {
-  const int64_t batch = x.size(0), count = x.size(1);
   torch::Tensor q = q_a_layernorm_
                         ? call_child(*this, "q_b_proj", q_a_layernorm_->forward(call_child(*this, "q_a_proj", x)))
                         : call_child(*this, "q_proj", x);  // [B, T, H * (nope + rope)]
+  // Sizes from the projection: with sequence parallel, x holds this rank's slice of the sequence
+  // and q (its rank's heads) all of it.
+  const int64_t batch = q.size(0), count = q.size(1);
   const int64_t heads = q.size(-1) / (nope_ + rope_dim_);
   q = q.view({batch, count, heads, nope_ + rope_dim_}).transpose(1, 2);  // [B, H, T, nope + rope]
   torch::Tensor compressed = call_child(*this, "kv_a_proj_with_mqa", x);  // [B, T, rank + rope]

@@ -11,8 +11,14 @@ constexpr int64_t kSequenceDim = -2;
 ColumnInput::ColumnInput(GroupPtr group, bool sequence_parallel)
     : group_(std::move(group)), sequence_parallel_(sequence_parallel) {}
 
+std::shared_ptr<ColumnInput> ColumnInput::already_entered(GroupPtr group) {
+  auto input = std::make_shared<ColumnInput>(std::move(group), false);
+  input->already_entered_ = true;
+  return input;
+}
+
 torch::Tensor ColumnInput::enter(const torch::Tensor& x) {
-  if (group_->getSize() == 1) return x;
+  if (group_->getSize() == 1 || already_entered_) return x;
   if (last_input_ && last_output_) {
     auto input = last_input_->lock();
     auto output = last_output_->lock();

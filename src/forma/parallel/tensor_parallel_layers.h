@@ -25,6 +25,9 @@ namespace forma::parallel {
 class ColumnInput {
  public:
   ColumnInput(GroupPtr group, bool sequence_parallel);
+  // An input that is already whole and the same on every rank, computed from an entered one (MLA's
+  // latents): it enters as itself, and the gradient is summed where that first input entered.
+  static std::shared_ptr<ColumnInput> already_entered(GroupPtr group);
   torch::Tensor enter(const torch::Tensor& x);
   const GroupPtr& group() const { return group_; }
 
@@ -32,6 +35,7 @@ class ColumnInput {
   using WeakTensor = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
   GroupPtr group_;
   bool sequence_parallel_;
+  bool already_entered_ = false;
   // The last input and what entering made of it. Weak: when the consumers no longer hold the
   // entered tensor (it is freed after backward, or never kept under no_grad) the next call
   // enters again, so this cache never keeps activations alive.

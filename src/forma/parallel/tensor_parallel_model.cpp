@@ -66,6 +66,21 @@ class Sharder {
         child, std::make_shared<ColumnParallelLinearImpl>(piece(full.weight, spec), bias, std::move(input)));
   }
 
+  // Whole on every rank, reading `input` where it enters the parallel region (MLA's latent
+  // projections): the parameters stay as they are, the layer computes on the entered input.
+  void whole(const std::string& parent, const std::string& child, std::shared_ptr<ColumnInput> input) {
+    const std::string name = parent + "." + child;
+    planned(name + ".weight", -1);
+    if (auto* adapted = lora(name)) {
+      adapted->enter = [input](const torch::Tensor& x) { return input->enter(x); };
+      return;
+    }
+    auto& full = linear(parent, child);
+    torch::Tensor bias = full.bias.defined() ? full.bias.detach().clone() : torch::Tensor();
+    module(parent)->replace_module(
+        child, std::make_shared<ColumnParallelLinearImpl>(full.weight.detach().clone(), bias, std::move(input)));
+  }
+
   // Input features split as the plan says; the bias stays whole (added after the reduction).
   void row(const std::string& parent, const std::string& child, bool sequence_parallel) {
     if (auto* adapted = lora(parent + "." + child)) return lora_row(*adapted, parent + "." + child, sequence_parallel);
@@ -104,8 +119,25 @@ class Sharder {
   torch::OrderedDict<std::string, ModulePtr> modules_;
 };
 
+// Multi-head latent attention (mla_attention.h): x enters once for both latent projections, which
+// stay whole; the up-projections of the (whole, identical) latents split by heads.
+void shard_latent_attention(Sharder& s, const TensorParallelPlan& plan, const std::string& attn) {
+  auto input = std::make_shared<ColumnInput>(plan.group, plan.sequence_parallel);
+  auto latent = ColumnInput::already_entered(plan.group);
+  if (s.has(attn + ".q_a_proj")) {
+    s.whole(attn, "q_a_proj", input);
+    s.column(attn, "q_b_proj", latent);
+  } else {
+    s.column(attn, "q_proj", input);
+  }
+  s.whole(attn, "kv_a_proj_with_mqa", input);
+  s.column(attn, "kv_b_proj", latent);
+  s.row(attn, "o_proj", plan.sequence_parallel);
+}
+
 void shard_attention(Sharder& s, const TensorParallelPlan& plan, const std::string& layer) {
   const std::string attn = layer + ".self_attn";
+  if (plan.config.kv_lora_rank > 0) return shard_latent_attention(s, plan, attn);
   auto input = std::make_shared<ColumnInput>(plan.group, plan.sequence_parallel);
   s.column(attn, "q_proj", input);
   s.column(attn, "k_proj", input);

@@ -17,6 +17,59 @@ void column(std::map<std::string, ShardSpec>& specs, const std::string& name, co
   if (bias) specs[name + ".bias"] = spec;
 }
 
+// Attention: whole heads per rank. Key-value heads split like the query heads, or each one held by
+// the tp / num_key_value_heads ranks whose query heads read it (partial gradients).
+void attention(std::map<std::string, ShardSpec>& specs, const ModelConfig& c, const Architecture& arch,
+               const std::string& attn, int tp) {
+  const int64_t kv_copies = c.num_key_value_heads >= tp ? 1 : tp / c.num_key_value_heads;
+  const ShardSpec kv{0, c.num_key_value_heads * c.head_dim, kv_copies, kv_copies > 1};
+  const bool qkv_bias = arch.qkv_bias(c);
+  column(specs, attn + ".q_proj", split_rows(c.num_attention_heads * c.head_dim), qkv_bias);
+  column(specs, attn + ".k_proj", kv, qkv_bias);
+  column(specs, attn + ".v_proj", kv, qkv_bias);
+  if (c.qk_norm_whole) {
+    // Split as the projections they normalise: each rank its heads' part (NormImpl::sum_across).
+    specs[attn + ".q_norm.weight"] = specs.at(attn + ".q_proj.weight");
+    specs[attn + ".k_norm.weight"] = specs.at(attn + ".k_proj.weight");
+  }
+  if (c.qk_norm) {
+    // Whole on every rank, applied to that rank's heads: each rank's gradient is a partial sum.
+    specs[attn + ".q_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
+    specs[attn + ".k_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
+  }
+  if (c.head_layernorm) {
+    // Every head's norm on every rank, each rank applying its own heads' (HeadNorms::head_offset).
+    for (int64_t h = 0; h < c.num_attention_heads; ++h) {
+      specs[attn + ".q_layernorm.norms." + std::to_string(h) + ".weight"] = ShardSpec{-1, 0, tp, tp > 1};
+    }
+    for (int64_t h = 0; h < c.num_key_value_heads; ++h) {
+      specs[attn + ".k_layernorm.norms." + std::to_string(h) + ".weight"] = ShardSpec{-1, 0, tp, tp > 1};
+    }
+  }
+  // Row-parallel: input features split; the bias stays whole (added after the reduction).
+  specs[attn + ".o_proj.weight"] = split_columns(c.num_attention_heads * c.head_dim);
+}
+
+// Multi-head latent attention (mla_attention.h): the latent projections and their norms are whole
+// on every rank, each rank's gradient a partial sum over its heads; the up-projections split by
+// heads (column-parallel), o_proj by its input features (row-parallel).
+void latent_attention(std::map<std::string, ShardSpec>& specs, const ModelConfig& c, const std::string& attn,
+                      int tp) {
+  const ShardSpec whole_partial{-1, 0, tp, tp > 1};
+  const int64_t heads = c.num_attention_heads, qk = c.qk_nope_head_dim + c.head_dim;
+  if (c.q_lora_rank > 0) {
+    column(specs, attn + ".q_a_proj", whole_partial, c.attention_bias);
+    specs[attn + ".q_a_layernorm.weight"] = whole_partial;
+    column(specs, attn + ".q_b_proj", split_rows(heads * qk), false);
+  } else {
+    column(specs, attn + ".q_proj", split_rows(heads * qk), false);
+  }
+  column(specs, attn + ".kv_a_proj_with_mqa", whole_partial, c.attention_bias);
+  specs[attn + ".kv_a_layernorm.weight"] = whole_partial;
+  column(specs, attn + ".kv_b_proj", split_rows(heads * (c.qk_nope_head_dim + c.v_head_dim)), false);
+  specs[attn + ".o_proj.weight"] = split_columns(heads * c.v_head_dim);
+}
+
 }  // namespace forma::parallel::tensor_parallel_specs_detail
 
 namespace forma::parallel {
@@ -32,9 +85,6 @@ void check_tensor_parallel_config(const ModelConfig& c, int tp) {
         "{}: q/k norms over all attention heads (qk_norm_whole, olmo2's q_norm/k_norm) need num_key_value_heads={} "
         "divisible by tensor_parallel={} (each key-value head on one rank)",
         where, c.num_key_value_heads, tp);
-  check(c.kv_lora_rank == 0 || tp == 1,
-        "{}: multi-head latent attention (kv_lora_rank={}, deepseek) is not supported with tensor_parallel={}",
-        where, c.kv_lora_rank, tp);
   const int64_t kv = c.num_key_value_heads;
   check(kv > 0 && (kv % tp == 0 || tp % kv == 0),
         "{}: num_key_value_heads={} and tensor_parallel={}: one must divide the other (the key-value heads are "
@@ -66,36 +116,12 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
   std::map<std::string, ShardSpec> specs;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string layer = "model.layers." + std::to_string(i);
-    // Attention: whole heads per rank. Key-value heads split like the query heads, or each one
-    // held by the tp / num_key_value_heads ranks whose query heads read it (partial gradients).
     const std::string attn = layer + ".self_attn";
-    const int64_t kv_copies = c.num_key_value_heads >= tp ? 1 : tp / c.num_key_value_heads;
-    const ShardSpec kv{0, c.num_key_value_heads * c.head_dim, kv_copies, kv_copies > 1};
-    const bool qkv_bias = arch.qkv_bias(c);
-    detail::column(specs, attn + ".q_proj", detail::split_rows(c.num_attention_heads * c.head_dim), qkv_bias);
-    detail::column(specs, attn + ".k_proj", kv, qkv_bias);
-    detail::column(specs, attn + ".v_proj", kv, qkv_bias);
-    if (c.qk_norm_whole) {
-      // Split as the projections they normalise: each rank its heads' part (NormImpl::sum_across).
-      specs[attn + ".q_norm.weight"] = specs.at(attn + ".q_proj.weight");
-      specs[attn + ".k_norm.weight"] = specs.at(attn + ".k_proj.weight");
+    if (c.kv_lora_rank > 0) {
+      detail::latent_attention(specs, c, attn, tp);
+    } else {
+      detail::attention(specs, c, arch, attn, tp);
     }
-    if (c.qk_norm) {
-      // Whole on every rank, applied to that rank's heads: each rank's gradient is a partial sum.
-      specs[attn + ".q_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
-      specs[attn + ".k_norm.weight"] = ShardSpec{-1, 0, tp, tp > 1};
-    }
-    if (c.head_layernorm) {
-      // Every head's norm on every rank, each rank applying its own heads' (HeadNorms::head_offset).
-      for (int64_t h = 0; h < c.num_attention_heads; ++h) {
-        specs[attn + ".q_layernorm.norms." + std::to_string(h) + ".weight"] = ShardSpec{-1, 0, tp, tp > 1};
-      }
-      for (int64_t h = 0; h < c.num_key_value_heads; ++h) {
-        specs[attn + ".k_layernorm.norms." + std::to_string(h) + ".weight"] = ShardSpec{-1, 0, tp, tp > 1};
-      }
-    }
-    // Row-parallel: input features split; the bias stays whole (added after the reduction).
-    specs[attn + ".o_proj.weight"] = detail::split_columns(c.num_attention_heads * c.head_dim);
     if (!c.layer_is_sparse(i)) {
       const std::string mlp = layer + ".mlp";
       // A dense layer of an MoE model (qwen2_moe's mlp_only_layers) has its own width.
@@ -124,7 +150,7 @@ std::map<std::string, ShardSpec> tensor_parallel_shard_specs(const ModelConfig& 
       detail::column(specs, moe + ".shared_expert.gate_proj", detail::split_rows(width), false);
       detail::column(specs, moe + ".shared_expert.up_proj", detail::split_rows(width), false);
       specs[moe + ".shared_expert.down_proj.weight"] = detail::split_columns(width);
-      specs[moe + ".shared_expert_gate.weight"] = router;
+      if (!c.shared_expert_ungated) specs[moe + ".shared_expert_gate.weight"] = router;
     }
   }
   specs["model.embed_tokens.weight"] = detail::split_rows(c.vocab_size);
