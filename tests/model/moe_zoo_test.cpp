@@ -68,6 +68,19 @@ TEST(MoeZoo, RoutingOptionsAndDenseLayersMatchTransformers) {
       {"olmoe_clip", {zoo + "/olmoe", {{"clip_qkv", 0.5}}, false}},
       {"qwen2_moe_renorm", {zoo + "/qwen2_moe", {{"norm_topk_prob", true}}, false}},
       {"qwen3_moe_plain", {zoo + "/qwen3_moe", {{"norm_topk_prob", false}}, false}},
+      // Sliding windows of 4 over the 16 tokens. Qwen2-MoE's rule: the even layers below
+      // max_window_layers (here layer 0 only), or layer_types as given; Qwen3-MoE's: every layer.
+      {"qwen2_moe_sliding",
+       {zoo + "/qwen2_moe",
+        {{"use_sliding_window", true}, {"sliding_window", 4}, {"max_window_layers", 2}, {"layer_types", nullptr}},
+        false}},
+      {"qwen2_moe_sliding_types",
+       {zoo + "/qwen2_moe",
+        {{"use_sliding_window", true},
+         {"sliding_window", 4},
+         {"layer_types", {"full_attention", "sliding_attention"}}},
+        false}},
+      {"qwen3_moe_sliding", {zoo + "/qwen3_moe", {{"use_sliding_window", true}, {"sliding_window", 4}}, false}},
       // layer 0 dense of width 48 (the experts' 16, the shared expert's 32), layer 1 sparse
       {"qwen2_moe_dense", {zoo + "/qwen2_moe", {{"mlp_only_layers", {0}}, {"intermediate_size", 48}}, true}},
       // (i + 1) % 2: layer 0 dense (intermediate_size 64), layer 1 sparse
@@ -86,6 +99,11 @@ TEST(MoeZoo, RoutingOptionsAndDenseLayersMatchTransformers) {
     model->eval();
     const torch::Tensor ours = model->forward(ref.at("input_ids"));
     EXPECT_LT((ours - theirs).abs().max().item<double>(), 1e-4);
+    // Written back as transformers' fields, the config reads as the same layers.
+    const ModelConfig back = parse_model_config(to_hf_json(model->config()), name);
+    EXPECT_EQ(back.use_sliding_window, model->config().use_sliding_window);
+    EXPECT_EQ(back.sliding_window, model->config().sliding_window);
+    EXPECT_EQ(back.sliding_layers, model->config().sliding_layers);
     if (!variant[2].get<bool>()) {
       EXPECT_GT((theirs - ref.at("logits")).abs().max().item<double>(), 1e-2);
       continue;
@@ -175,7 +193,6 @@ TEST(MoeZoo, RefusesWhatItCannotRunNamingTheField) {
   EXPECT_NE(error("mlp_only_layers", 0).find("field 'mlp_only_layers' must be a list"), std::string::npos);
   EXPECT_NE(error("mlp_only_layers", json::array({"a"})).find("field 'mlp_only_layers' entry \"a\""),
             std::string::npos);
-  EXPECT_NE(error("use_sliding_window", true).find("field 'use_sliding_window'"), std::string::npos);
   EXPECT_NE(error("shared_expert_intermediate_size", 0).find("field 'shared_expert_intermediate_size'"),
             std::string::npos);
   EXPECT_NE(error("norm_topk_prob", "yes").find("field 'norm_topk_prob' must be true or false"), std::string::npos);

@@ -48,7 +48,9 @@ TEST(Qwen3Moe, RefusesWhatItCannotRunNamingTheField) {
   // Dense layers are run (MoeZoo.RoutingOptionsAndDenseLayersMatchTransformers).
   EXPECT_NE(error("decoder_sparse_step", 0).find("field 'decoder_sparse_step' (0)"), std::string::npos);
   EXPECT_EQ(error("mlp_only_layers", json::array({0})), "(no error)");
-  EXPECT_NE(error("use_sliding_window", true).find("field 'use_sliding_window'"), std::string::npos);
+  // A sliding window is run (MoeZoo.RoutingOptionsAndDenseLayersMatchTransformers).
+  EXPECT_EQ(error("use_sliding_window", true), "(no error)");
+  EXPECT_NE(error("use_sliding_window", "yes").find("field 'use_sliding_window'"), std::string::npos);
   EXPECT_EQ(error("mlp_only_layers", json::array()), "(no error)");
 }
 

@@ -38,22 +38,16 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   // With use_sliding_window false HF ignores sliding_window (and writes 0 there, which forma's
   // window check would refuse): it stays in extra, untouched.
   const bool sliding = r.boolean("use_sliding_window", false);
-  check(!sliding, "{}: field 'use_sliding_window': true is not supported for model_type 'qwen2_moe'", c.source);
-  const nlohmann::json window = r.take("sliding_window");
+  const nlohmann::json window = sliding ? nlohmann::json() : r.take("sliding_window");
   read_standard_fields(r, kDefaults, c);  // intermediate_size: the dense layers' width
   c.dense_intermediate_size = c.intermediate_size;
   c.intermediate_size = r.integer("moe_intermediate_size", 1408);
   read_special_tokens(r, original, kDefaults.bos, kDefaults.eos, c);
   c.attention_bias = r.boolean("qkv_bias", true);  // transformers 4 had no field: always biased
-  c.use_sliding_window = false;
-  c.sliding_window = std::nullopt;
-  // transformers 4 spells it num_experts, 5 may write num_local_experts (either reads the other).
-  const int64_t experts = r.integer("num_experts", 60);
-  c.num_local_experts = r.integer("num_local_experts", experts);
-  check(c.num_local_experts > 0, "{}: field 'num_experts' must be positive, got {}", c.source, c.num_local_experts);
-  c.num_experts_per_tok = r.integer("num_experts_per_tok", 4);
-  c.router_aux_loss_coef = r.number("router_aux_loss_coef", 0.001);
-  c.moe_renormalize = r.boolean("norm_topk_prob", false);
+  c.use_sliding_window = sliding;
+  c.sliding_window = sliding ? r.optional_integer("sliding_window", kDefaults.sliding_window) : std::nullopt;
+  read_sliding_layers(original, c, SlidingLayersRule::EvenBelowMaxWindowLayers);
+  read_moe_fields(r, MoeDefaults{60, 4, 0.001}, c);
   c.shared_expert_intermediate_size = r.integer("shared_expert_intermediate_size", 5632);
   check(c.shared_expert_intermediate_size > 0, "{}: field 'shared_expert_intermediate_size' must be positive, got {}",
         c.source, c.shared_expert_intermediate_size);
@@ -61,7 +55,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   // the others are dense SwiGLU MLPs of the dense intermediate_size.
   read_sparse_layers(original, c);
   nlohmann::json rest = r.rest();
-  if (!window.is_null() || original.contains("sliding_window")) rest["sliding_window"] = window;
+  if (!sliding && (!window.is_null() || original.contains("sliding_window"))) rest["sliding_window"] = window;
   r = FieldReader(rest, r.source());
 }
 
@@ -70,12 +64,9 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["intermediate_size"] = c.dense_intermediate_size;
   j["moe_intermediate_size"] = c.intermediate_size;
   j["qkv_bias"] = c.attention_bias;
-  j["use_sliding_window"] = false;
-  j.erase("num_local_experts");
-  j["num_experts"] = c.num_local_experts;
-  j["num_experts_per_tok"] = c.num_experts_per_tok;
-  j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["norm_topk_prob"] = c.moe_renormalize;
+  j["use_sliding_window"] = c.use_sliding_window;
+  if (c.use_sliding_window) write_sliding_window(c, j);
+  write_moe_fields(c, j);
   j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
   write_sparse_layers(c, j);
 }

@@ -36,18 +36,12 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   read_special_tokens(r, original, kDefaults.bos, kDefaults.eos, c);
   c.attention_bias = r.boolean("attention_bias", false);
   c.sliding_window = r.optional_integer("sliding_window", kDefaults.sliding_window);
-  check(!r.boolean("use_sliding_window", false),
-        "{}: field 'use_sliding_window': true is not supported for model_type 'qwen3_moe'", c.source);
-  c.use_sliding_window = false;  // HF then ignores sliding_window (kept for the round trip)
-  // transformers 4 spells it num_experts, 5 num_local_experts (either reads the other).
-  const int64_t experts = r.integer("num_experts", 128);
-  c.num_local_experts = r.integer("num_local_experts", experts);
-  c.num_experts_per_tok = r.integer("num_experts_per_tok", 8);
-  c.router_aux_loss_coef = r.number("router_aux_loss_coef", 0.001);
-  check(c.num_local_experts > 0, "{}: field 'num_experts' must be positive, got {}", c.source, c.num_local_experts);
-  // Qwen3MoeConfig's default leaves the top-k probabilities as they are; every published
-  // Qwen3-MoE config renormalises them (norm_topk_prob true).
-  c.moe_renormalize = r.boolean("norm_topk_prob", false);
+  // HF's Qwen3MoeConfig: the window on every layer when use_sliding_window, else none (the field
+  // kept for the round trip).
+  c.use_sliding_window = r.boolean("use_sliding_window", false);
+  // Qwen3MoeConfig's default leaves the top-k probabilities as they are (norm_topk_prob false);
+  // every published Qwen3-MoE config renormalises them.
+  read_moe_fields(r, MoeDefaults{128, 8, 0.001}, c);
   // HF: layer i is sparse unless listed in mlp_only_layers or (i + 1) % decoder_sparse_step != 0;
   // the others are dense SwiGLU MLPs of the dense intermediate_size.
   read_sparse_layers(original, c);
@@ -60,12 +54,8 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["moe_intermediate_size"] = c.intermediate_size;
   j["attention_bias"] = c.attention_bias;
   write_sliding_window(c, j);
-  j["use_sliding_window"] = false;
-  j.erase("num_local_experts");
-  j["num_experts"] = c.num_local_experts;
-  j["num_experts_per_tok"] = c.num_experts_per_tok;
-  j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["norm_topk_prob"] = c.moe_renormalize;
+  j["use_sliding_window"] = c.use_sliding_window;
+  write_moe_fields(c, j);
   write_sparse_layers(c, j);
 }
 
