@@ -6,7 +6,6 @@
 // spellings, and the refusals.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <fstream>
 
 #include "forma/core/error.h"
@@ -17,37 +16,18 @@
 #include "forma/model/kv_cache.h"
 #include "forma/model/tensor_io.h"
 #include "forma/peft/lora_model.h"
+#include "python_oracle.h"
 #include "test_paths.h"
 
 namespace forma {
 namespace {
 
-// Runs the oracle once per test binary run.
-const std::string& falcon_bloom_dir() {
-  static const std::string dir = [] {
-    const std::string out = test::scratch_dir();
-    const std::string command = "'" + test::python() + "' '" + test::fixture("../model/falcon_bloom_reference.py") +
-                                "' '" + out + "' > '" + out + "/python.log' 2>&1";
-    check(std::system(command.c_str()) == 0, "the oracle failed: {} (see {}/python.log)", command, out);
-    return out;
-  }();
-  return dir;
-}
-
-double falcon_bloom_logits_diff(const std::string& dir, AttentionKernel kernel) {
-  CausalLM model = load_pretrained(dir);
-  model->eval();
-  model->set_attention_kernel(kernel);
-  auto ref = load_tensors(dir + "/reference.safetensors");
-  torch::NoGradGuard no_grad;
-  torch::Tensor logits = model->forward(ref.at("input_ids"));
-  return (logits.to(torch::kDouble) - ref.at("logits").to(torch::kDouble)).abs().max().item<double>();
-}
+const std::string& falcon_bloom_dir() { return test::python_oracle_output("falcon_bloom_reference.py"); }
 
 void expect_matches_transformers(const std::string& name) {
   const std::string dir = falcon_bloom_dir() + "/" + name;
-  EXPECT_LT(falcon_bloom_logits_diff(dir, AttentionKernel::Fused), 1e-4);
-  EXPECT_LT(falcon_bloom_logits_diff(dir, AttentionKernel::Explicit), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Fused), 1e-4);
+  EXPECT_LT(test::logits_diff(dir, AttentionKernel::Explicit), 1e-4);
 }
 
 TEST(FalconBloom, FalconSequentialBlockWithBiasesMatchesTransformers) {

@@ -158,14 +158,18 @@ TEST_P(HfFixtureKernel, GreedyDecodingWithKVCacheMatchesHuggingFace) {
   const ModelConfig& config = f.model->config();
   const bool same_rope = f.ref.count("rope.inv_freq") == 0 ||
                          torch::equal(rope_inv_freq(config, prompt), rope_inv_freq(config, prompt + steps));
-  if (same_rope) EXPECT_LT(max_abs_diff(logits[0], full[0].slice(0, 0, prompt)), 1e-4);
+  if (same_rope) {
+    EXPECT_LT(max_abs_diff(logits[0], full[0].slice(0, 0, prompt)), 1e-4);
+  }
   for (int64_t s = 0; s < steps; ++s) {
     torch::Tensor last = logits[0][-1];
     EXPECT_LT(max_abs_diff(last, step_logits[s]), 1e-4) << "step " << s;
     EXPECT_EQ(last.argmax().item<int64_t>(), sequence[0][prompt + s].item<int64_t>()) << "step " << s;
     // feed HF's token (not ours) so that one near-tie cannot derail the remaining steps
     logits = f.model->forward(sequence.slice(1, prompt + s, prompt + s + 1), &cache);
-    if (same_rope) EXPECT_LT(max_abs_diff(logits[0][0], full[0][prompt + s]), 1e-4) << "cached step " << s;
+    if (same_rope) {
+      EXPECT_LT(max_abs_diff(logits[0][0], full[0][prompt + s]), 1e-4) << "cached step " << s;
+    }
   }
   EXPECT_EQ(cache.length(), prompt + steps);
 }

@@ -137,18 +137,36 @@ void read_standard_fields(FieldReader& r, const StandardDefaults& d, ModelConfig
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", d.tie_word_embeddings);
 }
 
-void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json& j) {
-  j["vocab_size"] = c.vocab_size;
-  j["hidden_size"] = c.hidden_size;
-  j["intermediate_size"] = c.intermediate_size;
-  j["num_hidden_layers"] = c.num_hidden_layers;
-  j["num_attention_heads"] = c.num_attention_heads;
-  j["num_key_value_heads"] = c.num_key_value_heads;
-  j["head_dim"] = c.head_dim;
-  j["hidden_act"] = c.hidden_act;
-  j["max_position_embeddings"] = c.max_position_embeddings;
-  j[d.norm_eps_key] = c.norm_eps;
-  j["rope_theta"] = c.rope_theta;
+void read_moe_fields(FieldReader& r, const MoeDefaults& d, ModelConfig& c) {
+  const int64_t experts = r.integer("num_experts", d.num_experts);
+  c.num_local_experts = r.integer("num_local_experts", experts);
+  check(c.num_local_experts > 0, "{}: field 'num_experts' must be positive, got {}", c.source, c.num_local_experts);
+  c.num_experts_per_tok = r.integer("num_experts_per_tok", d.experts_per_token);
+  c.router_aux_loss_coef = r.number("router_aux_loss_coef", d.router_aux_loss_coef);
+  c.moe_renormalize = r.boolean("norm_topk_prob", false);
+}
+
+void write_moe_fields(const ModelConfig& c, json& j) {
+  j.erase("num_local_experts");
+  j["num_experts"] = c.num_local_experts;
+  j["num_experts_per_tok"] = c.num_experts_per_tok;
+  j["router_aux_loss_coef"] = c.router_aux_loss_coef;
+  j["norm_topk_prob"] = c.moe_renormalize;
+}
+
+void read_clip_qkv(FieldReader& r, ModelConfig& c) {
+  const json clip = r.take("clip_qkv");
+  if (clip.is_null()) return;
+  check(clip.is_number() && std::isfinite(clip.get<double>()) && clip.get<double>() > 0,
+        "{}: field 'clip_qkv' ({}) must be a positive number or null", c.source, clip.dump());
+  c.clip_qkv = clip.get<double>();
+}
+
+void write_clip_qkv(const ModelConfig& c, json& j) {
+  j["clip_qkv"] = c.clip_qkv > 0 ? json(c.clip_qkv) : json(nullptr);
+}
+
+void write_rope_scaling(const ModelConfig& c, json& j) {
   if (c.rope_scaling) {
     const RopeScaling& s = *c.rope_scaling;
     j["rope_scaling"] = {{"rope_type", s.rope_type}};
@@ -175,6 +193,21 @@ void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json
   } else {
     j["rope_scaling"] = nullptr;
   }
+}
+
+void write_standard_fields(const ModelConfig& c, const StandardDefaults& d, json& j) {
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = c.hidden_act;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j[d.norm_eps_key] = c.norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  write_rope_scaling(c, j);
   if (c.partial_rotary_factor != 1.0) j["partial_rotary_factor"] = c.partial_rotary_factor;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   write_special_tokens(c, j);
@@ -212,7 +245,7 @@ void write_gpt2_style_fields(const ModelConfig& c, json& j) {
   write_special_tokens(c, j);
 }
 
-void read_sliding_layers(const json& original, ModelConfig& c) {
+void read_sliding_layers(const json& original, ModelConfig& c, SlidingLayersRule rule) {
   // Which layers slide (read, not taken: both keys stay in `extra` for the round trip).
   const int64_t max_window_layers =
       original.contains("max_window_layers") && original["max_window_layers"].is_number_integer()
@@ -223,7 +256,12 @@ void read_sliding_layers(const json& original, ModelConfig& c) {
   int64_t sliding = 0;
   // Bounded: validation, which refuses more than 65,536 layers, runs after this.
   for (int64_t i = 0; i < std::min<int64_t>(c.num_hidden_layers, 1 << 16); ++i) {
-    bool layer_slides = c.use_sliding_window && c.sliding_window && i >= max_window_layers;
+    bool by_rule = false;
+    switch (rule) {
+      case SlidingLayersRule::FromMaxWindowLayers: by_rule = i >= max_window_layers; break;
+      case SlidingLayersRule::EvenBelowMaxWindowLayers: by_rule = i % 2 == 0 && i < max_window_layers; break;
+    }
+    bool layer_slides = c.use_sliding_window && c.sliding_window && by_rule;
     if (types.is_array() && static_cast<int64_t>(types.size()) == c.num_hidden_layers) {
       layer_slides = c.sliding_window && types[i] == "sliding_attention";
     }

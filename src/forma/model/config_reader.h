@@ -111,10 +111,16 @@ struct Gpt2StyleDefaults {
 void read_gpt2_style_fields(FieldReader& r, const nlohmann::json& original, const Gpt2StyleDefaults& d, ModelConfig& c);
 void write_gpt2_style_fields(const ModelConfig& c, nlohmann::json& j);
 
-// Qwen2/Qwen3's sliding layers: layer_types where the config has it (transformers 5), else the
-// layers from max_window_layers on (when use_sliding_window). Sets use_sliding_window from them,
-// and ModelConfig::sliding_layers where some layers slide and others do not.
-void read_sliding_layers(const nlohmann::json& original, ModelConfig& c);
+// Which layers slide when use_sliding_window is true and the config has no layer_types: Qwen2's and
+// Qwen3's from max_window_layers on; Qwen2-MoE's the even layers below max_window_layers (HF's
+// Qwen2MoeConfig: (i + 1) % 2 and i < max_window_layers).
+enum class SlidingLayersRule { FromMaxWindowLayers, EvenBelowMaxWindowLayers };
+
+// Qwen's sliding layers: layer_types where the config has it (transformers 5), else `rule` (when
+// use_sliding_window). Sets use_sliding_window from them, and ModelConfig::sliding_layers where
+// some layers slide and others do not.
+void read_sliding_layers(const nlohmann::json& original, ModelConfig& c,
+                         SlidingLayersRule rule = SlidingLayersRule::FromMaxWindowLayers);
 
 // Qwen2-MoE/Qwen3-MoE's dense layers: layer i holds the sparse block unless it is listed in
 // mlp_only_layers or (i + 1) % decoder_sparse_step != 0 (HF's rule). Sets ModelConfig::sparse_layers
@@ -138,6 +144,25 @@ double read_softcap(FieldReader& r, const nlohmann::json& original, const char* 
 
 // Writes both soft-caps back, 0 as null.
 void write_softcaps(const ModelConfig& c, nlohmann::json& j);
+
+// The routed experts of Qwen-MoE and OLMoE configs: num_experts (transformers 5 may write
+// num_local_experts: either reads the other), num_experts_per_tok, router_aux_loss_coef and
+// norm_topk_prob (moe_renormalize, false unless given), with each family's defaults.
+struct MoeDefaults {
+  int64_t num_experts, experts_per_token;
+  double router_aux_loss_coef;
+};
+void read_moe_fields(FieldReader& r, const MoeDefaults& d, ModelConfig& c);
+// Writes them back under transformers 4's names (num_experts, which 5 reads too).
+void write_moe_fields(const ModelConfig& c, nlohmann::json& j);
+
+// OLMo's clip_qkv: a positive number or null (no clamp), read into ModelConfig::clip_qkv; and back.
+void read_clip_qkv(FieldReader& r, ModelConfig& c);
+void write_clip_qkv(const ModelConfig& c, nlohmann::json& j);
+
+// Writes rope_scaling back (transformers 4's spelling, which 5 reads too): every scaling kind's
+// fields, or null.
+void write_rope_scaling(const ModelConfig& c, nlohmann::json& j);
 
 // Writes sliding_window back: the window, or null for full attention.
 void write_sliding_window(const ModelConfig& c, nlohmann::json& j);

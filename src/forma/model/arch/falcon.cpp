@@ -142,15 +142,7 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["layer_norm_epsilon"] = c.norm_eps;
   j["rope_theta"] = c.rope_theta;
-  if (c.rope_scaling) {
-    const RopeScaling& s = *c.rope_scaling;
-    j["rope_scaling"] = {{"rope_type", s.rope_type}, {"factor", s.factor}};
-    if (s.rope_type == "llama3") {
-      j["rope_scaling"]["low_freq_factor"] = s.low_freq_factor;
-      j["rope_scaling"]["high_freq_factor"] = s.high_freq_factor;
-      j["rope_scaling"]["original_max_position_embeddings"] = s.original_max_position_embeddings;
-    }
-  }
+  write_rope_scaling(c, j);
   j["bias"] = c.attention_bias;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   write_special_tokens(c, j);

@@ -1,8 +1,6 @@
 // OLMo (1, e.g. OLMo-1B-hf / OLMo-7B-hf): Llama's layer and names with LayerNorms that have no
 // parameters at all (HF OlmoLayerNorm: epsilon fixed at 1e-5, no config field), and clip_qkv: the
 // q, k and v projections clamped to [-clip_qkv, clip_qkv] before RoPE.
-#include <cmath>
-
 #include "forma/model/architecture.h"
 #include "forma/model/config_reader.h"
 
@@ -18,12 +16,7 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   c.norm_eps = 1e-5;  // OlmoLayerNorm's constant, whatever the config says
   read_special_tokens(r, original, kDefaults.bos, kDefaults.eos, c);
   c.attention_bias = r.boolean("attention_bias", false);
-  const nlohmann::json clip = r.take("clip_qkv");
-  if (!clip.is_null()) {
-    check(clip.is_number() && std::isfinite(clip.get<double>()) && clip.get<double>() > 0,
-          "{}: field 'clip_qkv' ({}) must be a positive number or null", c.source, clip.dump());
-    c.clip_qkv = clip.get<double>();
-  }
+  read_clip_qkv(r, c);
   c.norm_without_parameters = true;
 }
 
@@ -31,7 +24,7 @@ void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
   j.erase(kDefaults.norm_eps_key);
   j["attention_bias"] = c.attention_bias;
-  j["clip_qkv"] = c.clip_qkv > 0 ? nlohmann::json(c.clip_qkv) : nlohmann::json(nullptr);
+  write_clip_qkv(c, j);
 }
 
 }  // namespace forma::arch::olmo

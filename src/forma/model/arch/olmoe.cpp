@@ -4,8 +4,6 @@
 // norm_topk_prob (moe_renormalize). clip_qkv clamps q, k, v after those norms (HF's order).
 // HF names the block mlp (mlp.gate, mlp.experts.{E}.gate_proj / up_proj / down_proj): the same
 // layout as Qwen3-MoE, whose rules this spec reuses.
-#include <cmath>
-
 #include "forma/model/architecture.h"
 #include "forma/model/config_reader.h"
 
@@ -24,31 +22,16 @@ void read(FieldReader& r, const nlohmann::json& original, ModelConfig& c) {
   read_standard_fields(r, kDefaults, c);
   read_special_tokens(r, original, kDefaults.bos, kDefaults.eos, c);
   c.attention_bias = r.boolean("attention_bias", false);
-  const nlohmann::json clip = r.take("clip_qkv");
-  if (!clip.is_null()) {
-    check(clip.is_number() && std::isfinite(clip.get<double>()) && clip.get<double>() > 0,
-          "{}: field 'clip_qkv' ({}) must be a positive number or null", c.source, clip.dump());
-    c.clip_qkv = clip.get<double>();
-  }
-  // OlmoeConfig maps num_local_experts onto num_experts (attribute_map): either spelling reads.
-  const int64_t experts = r.integer("num_experts", 64);
-  c.num_local_experts = r.integer("num_local_experts", experts);
-  check(c.num_local_experts > 0, "{}: field 'num_experts' must be positive, got {}", c.source, c.num_local_experts);
-  c.num_experts_per_tok = r.integer("num_experts_per_tok", 8);
-  c.router_aux_loss_coef = r.number("router_aux_loss_coef", 0.01);
-  c.moe_renormalize = r.boolean("norm_topk_prob", false);
+  read_clip_qkv(r, c);
+  read_moe_fields(r, MoeDefaults{64, 8, 0.01}, c);
   c.qk_norm_whole = true;
 }
 
 void write(const ModelConfig& c, nlohmann::json& j) {
   write_standard_fields(c, kDefaults, j);
   j["attention_bias"] = c.attention_bias;
-  j["clip_qkv"] = c.clip_qkv > 0 ? nlohmann::json(c.clip_qkv) : nlohmann::json(nullptr);
-  j.erase("num_local_experts");
-  j["num_experts"] = c.num_local_experts;
-  j["num_experts_per_tok"] = c.num_experts_per_tok;
-  j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["norm_topk_prob"] = c.moe_renormalize;
+  write_clip_qkv(c, j);
+  write_moe_fields(c, j);
 }
 
 }  // namespace forma::arch::olmoe
