@@ -1,24 +1,68 @@
 #include "forma/model/device.h"
 
-#include <ATen/detail/CUDAHooksInterface.h>
+#include <dlfcn.h>
+
+#include <filesystem>
 
 #include "forma/core/error.h"
 
 namespace forma {
 
-bool cuda_compiled() { return !cuda_runtime_version().empty(); }
+namespace device_detail {
 
-std::string cuda_runtime_version() {
-  // Without libtorch_cuda the hooks are LibTorch's stub, which throws instead of answering.
-  try {
-    long v = at::detail::getCUDAHooks().versionCUDART();
-    return v > 0 ? fmt::format("{}.{}", v / 1000, (v % 1000) / 10) : "";
-  } catch (const std::exception&) {
-    return "";
-  }
+// An NVIDIA driver makes these device nodes; without them no GPU can be visible.
+bool nvidia_device_nodes() {
+  return std::filesystem::exists("/dev/nvidiactl") || std::filesystem::exists("/dev/nvidia0");
 }
 
-int cuda_device_count() { return cuda_compiled() ? static_cast<int>(torch::cuda::device_count()) : 0; }
+struct CudaBackend {
+  bool loaded = false;
+  std::string error;
+};
+
+const CudaBackend& cuda_backend() {
+  static const CudaBackend backend = [] {
+    CudaBackend b;
+#ifdef FORMA_WITH_CUDA
+    // RTLD_GLOBAL: its operators and hooks register with libtorch_cpu, its CUDA libraries become
+    // visible to the NCCL module (nccl_group.cpp).
+    b.loaded = dlopen("libtorch_cuda.so", RTLD_NOW | RTLD_GLOBAL) != nullptr;
+    if (!b.loaded) b.error = dlerror();
+#else
+    b.error = "this forma was built against a LibTorch without CUDA";
+#endif
+    return b;
+  }();
+  return backend;
+}
+
+// Before main(): LibTorch's first question about CUDA (a seed, a device query) fixes the answer.
+[[maybe_unused]] const bool loaded_at_start = nvidia_device_nodes() && cuda_backend().loaded;
+
+}  // namespace device_detail
+
+bool load_cuda_backend(std::string* why) {
+  const auto& backend = device_detail::cuda_backend();
+  if (why) *why = backend.error;
+  return backend.loaded;
+}
+
+bool cuda_compiled() { return load_cuda_backend(); }
+
+std::string cuda_runtime_version() {
+  if (!load_cuda_backend()) return "";
+  // Asked of the CUDA runtime itself (loaded with libtorch_cuda), which answers without a GPU.
+  using GetVersion = int (*)(int*);
+  auto get = reinterpret_cast<GetVersion>(dlsym(RTLD_DEFAULT, "cudaRuntimeGetVersion"));
+  int v = 0;
+  if (get == nullptr || get(&v) != 0 || v <= 0) return "";
+  return fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
+}
+
+int cuda_device_count() {
+  if (!device_detail::nvidia_device_nodes() || !load_cuda_backend()) return 0;
+  return static_cast<int>(torch::cuda::device_count());
+}
 
 torch::Device resolve_device(const std::string& text, const std::string& what, int local_rank) {
   const int gpus = cuda_device_count();
@@ -26,7 +70,8 @@ torch::Device resolve_device(const std::string& text, const std::string& what, i
   if (text == "auto" && gpus == 0) return torch::Device(torch::kCPU);
   check(text == "auto" || text == "cuda" || text.rfind("cuda:", 0) == 0,
         "{}: \"{}\" is not a device (expected cpu, cuda, cuda:N or auto)", what, text);
-  check(cuda_compiled(), "{}: {}: this LibTorch was built without CUDA", what, text);
+  std::string why;
+  check(load_cuda_backend(&why), "{}: {}: LibTorch's CUDA library does not load: {}", what, text, why);
   check(gpus > 0, "{}: {}: no CUDA device is visible (CUDA_VISIBLE_DEVICES={})", what, text,
         std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "unset");
   int index = local_rank >= 0 ? local_rank : 0;

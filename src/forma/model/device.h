@@ -17,7 +17,14 @@ torch::Device resolve_device(const std::string& text, const std::string& what, i
 // for the CPU.
 void make_current(const torch::Device& device);
 
-// Whether this LibTorch was built with CUDA (libtorch_cuda loaded), whether or not a GPU is present.
+// LibTorch's CUDA half (libtorch_cuda.so and the CUDA libraries it maps: about 360 MiB of resident
+// memory) is not linked into forma: it is loaded at start-up where an NVIDIA GPU can be (its device
+// nodes exist), and otherwise only when asked for (`--device cuda`, `forma env`). LibTorch keeps
+// the first answer it gets about CUDA, so the start-up load comes before any tensor work.
+// Returns whether libtorch_cuda.so is loaded (loading it if need be), with dlerror's text in `why`.
+bool load_cuda_backend(std::string* why = nullptr);
+
+// Whether this LibTorch was built with CUDA (its libtorch_cuda.so loads), whether or not a GPU is present.
 bool cuda_compiled();
 // The CUDA runtime version LibTorch was built against, e.g. "13.0"; "" when cuda_compiled() is false.
 std::string cuda_runtime_version();

@@ -1,6 +1,7 @@
-// NCCL process groups, for runs whose tensors live on CUDA devices. Kept in its own file: it is the
-// one translation unit that needs CUDA's and NCCL's headers, and it compiles only when the LibTorch
-// found has CUDA (FORMA_WITH_NCCL); elsewhere asking for NCCL is an error that says so.
+// NCCL process groups, for runs whose tensors live on CUDA devices. The group itself is built in
+// libforma_nccl.so (nccl_module.h), loaded the first time it is asked for, with LibTorch's CUDA
+// library; a build against a LibTorch without CUDA has no module, and asking for NCCL is an error
+// that says why.
 #pragma once
 #include <chrono>
 
@@ -8,6 +9,7 @@
 
 namespace forma::parallel {
 
+// Whether libforma_nccl.so (and libtorch_cuda.so) load: asking loads them.
 bool nccl_compiled();
 
 // A group of `size` ranks over `store` (already prefixed for the group), with collectives timing out
