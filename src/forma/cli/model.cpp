@@ -73,10 +73,15 @@ void run_info(const InfoArgs& a) {
   forma::check(a.batch > 0, "--batch must be positive");
   forma::ParameterCounts n = forma::count_parameters(c);
   std::printf("model            %s (%s)\n", a.model.c_str(), c.model_type.c_str());
-  std::printf("shape            layers %lld, hidden %lld, heads %lld (kv %lld, dim %lld), ffn %lld, vocab %lld\n",
+  // MLA (kv_lora_rank): each head's q.k is nope + rope dims (head_dim is the rope part), v its own.
+  const std::string heads =
+      c.kv_lora_rank > 0
+          ? fmt::format("q/k dim {} = {} + {} rope, v dim {}, kv latent {}", c.qk_nope_head_dim + c.head_dim,
+                        c.qk_nope_head_dim, c.head_dim, c.v_head_dim, c.kv_lora_rank)
+          : fmt::format("kv {}, dim {}", c.num_key_value_heads, c.head_dim);
+  std::printf("shape            layers %lld, hidden %lld, heads %lld (%s), ffn %lld, vocab %lld\n",
               (long long)c.num_hidden_layers, (long long)c.hidden_size, (long long)c.num_attention_heads,
-              (long long)c.num_key_value_heads, (long long)c.head_dim, (long long)c.intermediate_size,
-              (long long)c.vocab_size);
+              heads.c_str(), (long long)c.intermediate_size, (long long)c.vocab_size);
   std::printf("parameters       %lld (%s)\n", (long long)n.total, human_count(n.total).c_str());
   if (c.is_moe()) {
     std::printf("active per token %lld (%s), %lld of %lld experts\n", (long long)n.active,
@@ -84,10 +89,14 @@ void run_info(const InfoArgs& a) {
                 (long long)c.num_local_experts);
   }
   std::printf("embedding tables %lld (%s)\n", (long long)n.embedding, human_count(n.embedding).c_str());
-  std::printf("FLOPs per token  at seq-len %lld: training %s (6N + 12LHT), inference %s (2N + 4LHT); N = %s\n",
-              (long long)seq, human_count(forma::training_flops_per_token(c, seq)).c_str(),
+  // Attention's q.k and scores.v per token: 6 (training) or 2 (inference) x L x heads x (qk + v dims) x T,
+  // which is 12LHT / 4LHT when q, k and v share head_dim (H = heads x head_dim).
+  const bool mla = c.kv_lora_rank > 0;
+  std::printf("FLOPs per token  at seq-len %lld: training %s (%s), inference %s (%s); N = %s\n", (long long)seq,
+              human_count(forma::training_flops_per_token(c, seq)).c_str(),
+              mla ? "6N + 6L·heads·(qk + v dims)·T" : "6N + 12LHT",
               human_count(forma::inference_flops_per_token(c, seq)).c_str(),
-              human_count(n.matmul_active).c_str());
+              mla ? "2N + 2L·heads·(qk + v dims)·T" : "2N + 4LHT", human_count(n.matmul_active).c_str());
   forma::TrainingMemory fp32 = forma::training_memory(c, false), bf16 = forma::training_memory(c, true);
   std::printf("train fp32 AdamW %s (weights %s + grads %s + moments %s), activations not included\n",
               human_bytes(fp32.total()).c_str(), human_bytes(fp32.weights).c_str(),

@@ -1,6 +1,7 @@
 #include "forma/model/device.h"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <filesystem>
 
@@ -15,6 +16,23 @@ bool nvidia_device_nodes() {
   return std::filesystem::exists("/dev/nvidiactl") || std::filesystem::exists("/dev/nvidia0");
 }
 
+// The folder of a shared library this process has loaded ("" if none has that file name).
+std::string loaded_library_folder(const std::string& file_name) {
+  struct Search {
+    std::string suffix, folder;
+  } search{"/" + file_name, ""};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        auto* s = static_cast<Search*>(data);
+        const std::string path = info->dlpi_name ? info->dlpi_name : "";
+        if (!path.ends_with(s->suffix)) return 0;
+        s->folder = path.substr(0, path.size() - s->suffix.size());
+        return 1;
+      },
+      &search);
+  return search.folder;
+}
+
 struct CudaBackend {
   bool loaded = false;
   std::string error;
@@ -26,7 +44,11 @@ const CudaBackend& cuda_backend() {
 #ifdef FORMA_WITH_CUDA
     // RTLD_GLOBAL: its operators and hooks register with libtorch_cpu, its CUDA libraries become
     // visible to the NCCL module (nccl_group.cpp).
-    b.loaded = dlopen("libtorch_cuda.so", RTLD_NOW | RTLD_GLOBAL) != nullptr;
+    // Beside the libtorch_cpu.so this process runs on, by full path: a bare name would be looked up
+    // from the caller's RUNPATH, which is not forma's under a sanitizer's dlopen interceptor.
+    const std::string folder = loaded_library_folder("libtorch_cpu.so");
+    const std::string path = folder.empty() ? "libtorch_cuda.so" : folder + "/libtorch_cuda.so";
+    b.loaded = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) != nullptr;
     if (!b.loaded) b.error = dlerror();
 #else
     b.error = "this forma was built against a LibTorch without CUDA";
