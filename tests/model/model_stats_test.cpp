@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "forma/core/files.h"
 #include "forma/model/causal_lm.h"
+#include "python_oracle.h"
 #include "test_paths.h"
 #include "zoo_fixtures.h"
 
@@ -171,6 +174,22 @@ TEST(ModelStats, PublishedParameterCounts) {
   ParameterCounts dsv3 = count_parameters(load_model_config("deepseek-v3"));
   EXPECT_EQ(dsv3.total, 671026404352);
   EXPECT_EQ(dsv3.total - dsv3.active, 58LL * 248 * 3 * 7168 * 2048);
+}
+
+// Every preset's count equals transformers' num_parameters() of HF's model built from the same
+// config.json (preset_counts_reference.py, on the meta device), the real sizes included.
+TEST(ModelStats, EveryPresetCountEqualsTransformers) {
+  const std::string out = test::python_oracle_output("preset_counts_reference.py");
+  auto counts = nlohmann::json::parse(read_file(out + "/counts.json"));
+  size_t presets = 0;
+  for (const auto& e : std::filesystem::directory_iterator(test::fixture("../../configs/models"))) {
+    presets += e.path().extension() == ".json";
+  }
+  EXPECT_EQ(counts.size(), presets);
+  EXPECT_GE(presets, 48u);
+  for (const auto& [name, count] : counts.items()) {
+    EXPECT_EQ(count_parameters(load_model_config(name)).total, count.get<int64_t>()) << name;
+  }
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {
