@@ -153,11 +153,11 @@ TEST(ModelStats, PublishedParameterCounts) {
   // 16384 + 16384 + 4096 = 134,238,208, ln_1 8,192: 201,355,264 x 28 = 5,637,947,392; ln_f 8,192;
   // lm_head 206,438,400 + 50,400.
   EXPECT_EQ(count_parameters(load_model_config("gpt-j-6b")).total, 6050882784);
-  // glm-4-9b (THUDM/glm-4-9b-hf, model_type glm, 9,399,951,360 as glm-4-9b-chat; untied): embed and
+  // glm-4-9b-chat (THUDM/glm-4-9b-chat-hf, model_type glm, 9,399,951,360; untied): embed and
   // lm_head 151552 x 4096 = 620,756,992 each; per layer q 4096^2 + 4096, k/v 2 x (4096 x 256 + 256),
   // o 4096^2: 35,656,192; gate_up 4096 x 2 x 13696 + down 13696 x 4096 = 168,296,448; two norms
   // 8,192: 203,960,832 x 40 = 8,158,433,280; final norm 4,096.
-  EXPECT_EQ(count_parameters(load_model_config("glm-4-9b")).total, 9399951360);
+  EXPECT_EQ(count_parameters(load_model_config("glm-4-9b-chat")).total, 9399951360);
   // glm-4-9b-0414 (THUDM/GLM-4-9B-0414, model_type glm4): the same shapes plus GLM-4's two sandwich
   // norms per layer, 40 x 2 x 4096 = 327,680 more.
   EXPECT_EQ(count_parameters(load_model_config("glm-4-9b-0414")).total, 9400279040);
