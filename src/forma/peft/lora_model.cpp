@@ -88,7 +88,9 @@ std::vector<LinearModule> linear_modules(CausalLM& model) {
   }
   const std::vector<HfModule> hf = hf_modules_of(model->config(), names);  // the rules expanded once
   std::vector<LinearModule> out;
-  for (size_t i = 0; i < names.size(); ++i) out.push_back({names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].grouped});
+  for (size_t i = 0; i < names.size(); ++i) {
+    out.push_back({names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].grouped});
+  }
   return out;
 }
 
