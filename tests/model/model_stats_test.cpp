@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "forma/core/files.h"
 #include "forma/model/causal_lm.h"
+#include "python_oracle.h"
 #include "test_paths.h"
 #include "zoo_fixtures.h"
 
@@ -115,6 +118,78 @@ TEST(ModelStats, PublishedParameterCounts) {
   // 3072 = 98,500,608 each; per layer qkv_proj 3072 x 9216, o_proj 3072^2, gate_up_proj 3072 x
   // 16384, down_proj 8192 x 3072, two norms 6,144: 113,252,352 x 32 = 3,624,075,264; norm 3,072.
   EXPECT_EQ(count_parameters(load_model_config("phi-3-mini-4k")).total, 3821079552);
+  // The presets below are the real checkpoints' config.json; each count also equals transformers'
+  // num_parameters of the same config built on the meta device.
+  // olmo-1b (allenai/OLMo-1B-hf, 1,176,764,416; tied, LayerNorms without parameters): embedding
+  // 50304 x 2048 = 103,022,592; per layer q/k/v/o 4 x 2048^2 = 16,777,216, SwiGLU 3 x 2048 x 8192 =
+  // 50,331,648: 67,108,864 x 16 = 1,073,741,824.
+  EXPECT_EQ(count_parameters(load_model_config("olmo-1b")).total, 1176764416);
+  // olmo-2-7b (allenai/OLMo-2-1124-7B, safetensors total 7,298,617,344; untied): embed and lm_head
+  // 100352 x 4096 = 411,041,792 each; per layer q/k/v/o 4 x 4096^2 = 67,108,864, q/k norms over all
+  // heads 2 x 4096, SwiGLU 3 x 4096 x 11008 = 135,266,304, post-attention and post-feedforward norms
+  // 8,192: 202,391,552 x 32 = 6,476,529,664; final norm 4,096.
+  EXPECT_EQ(count_parameters(load_model_config("olmo-2-7b")).total, 7298617344);
+  // command-r (CohereForAI/c4ai-command-r-v01, "35B"; tied, one LayerNorm without bias per layer):
+  // embedding 256000 x 8192 = 2,097,152,000; per layer q/k/v/o 4 x 8192^2 = 268,435,456, SwiGLU 3 x
+  // 8192 x 22528 = 553,648,128, LayerNorm 8,192: 822,091,776 x 40 = 32,883,671,040; final norm 8,192.
+  EXPECT_EQ(count_parameters(load_model_config("command-r")).total, 34980831232);
+  // granite-3.0-2b (ibm-granite/granite-3.0-2b-instruct, model card "2.5B"; 3.1-2b has the same
+  // shapes and 2,533,531,648; tied, 8 KV heads of 64): embedding 49155 x 2048 = 100,669,440; per
+  // layer q/o 2 x 2048^2 = 8,388,608, k/v 2 x 2048 x 512 = 2,097,152, SwiGLU 3 x 2048 x 8192 =
+  // 50,331,648, two norms 4,096: 60,821,504 x 40 = 2,432,860,160; final norm 2,048.
+  EXPECT_EQ(count_parameters(load_model_config("granite-3.0-2b")).total, 2533531648);
+  // minitron-4b (nvidia/Minitron-4B-Base, "4.19B"; untied, LayerNorm1P with bias, squared-ReLU MLP
+  // without gate): embed and lm_head 256000 x 3072 = 786,432,000 each; per layer q/o 2 x 3072^2 =
+  // 18,874,368, k/v 2 x 3072 x 1024 = 6,291,456, up/down 2 x 3072 x 9216 = 56,623,104, two
+  // LayerNorms 4 x 3072 = 12,288: 81,801,216 x 32 = 2,617,638,912; final LayerNorm 6,144.
+  EXPECT_EQ(count_parameters(load_model_config("minitron-4b")).total, 4190509056);
+  // starcoderbase-1b (bigcode/starcoderbase-1b, 1,137,207,296; tied, multi-query, learned
+  // positions): wte 49152 x 2048 = 100,663,296, wpe 8192 x 2048 = 16,777,216; per layer c_attn 2048 x
+  // (2048 + 2 x 128) + 2,304 = 4,720,896, c_proj 2048^2 + 2048 = 4,196,352, MLP 2 x 2048 x 8192 +
+  // 8192 + 2048 = 33,564,672, two LayerNorms 8,192: 42,490,112 x 24 = 1,019,762,688; ln_f 4,096.
+  EXPECT_EQ(count_parameters(load_model_config("starcoderbase-1b")).total, 1137207296);
+  // gpt-j-6b (EleutherAI/gpt-j-6b, HF 6,050,882,784; untied, lm_head bias): wte 50400 x 4096 =
+  // 206,438,400; per layer q/k/v/out 4 x 4096^2 = 67,108,864 without bias, fc_in/fc_out 2 x 4096 x
+  // 16384 + 16384 + 4096 = 134,238,208, ln_1 8,192: 201,355,264 x 28 = 5,637,947,392; ln_f 8,192;
+  // lm_head 206,438,400 + 50,400.
+  EXPECT_EQ(count_parameters(load_model_config("gpt-j-6b")).total, 6050882784);
+  // glm-4-9b-chat (THUDM/glm-4-9b-chat-hf, model_type glm, 9,399,951,360; untied): embed and
+  // lm_head 151552 x 4096 = 620,756,992 each; per layer q 4096^2 + 4096, k/v 2 x (4096 x 256 + 256),
+  // o 4096^2: 35,656,192; gate_up 4096 x 2 x 13696 + down 13696 x 4096 = 168,296,448; two norms
+  // 8,192: 203,960,832 x 40 = 8,158,433,280; final norm 4,096.
+  EXPECT_EQ(count_parameters(load_model_config("glm-4-9b-chat")).total, 9399951360);
+  // glm-4-9b-0414 (THUDM/GLM-4-9B-0414, model_type glm4): the same shapes plus GLM-4's two sandwich
+  // norms per layer, 40 x 2 x 4096 = 327,680 more.
+  EXPECT_EQ(count_parameters(load_model_config("glm-4-9b-0414")).total, 9400279040);
+  // deepseek-v3 (deepseek-ai/DeepSeek-V3, "671B total, 37B activated"; its config.json without the
+  // FP8 quantization_config; HF builds num_hidden_layers = 61 layers, not the checkpoint's extra
+  // multi-token-prediction layer 61): embed and lm_head 129280 x 7168 = 926,679,040 each; per layer
+  // MLA q_a_proj 7168 x 1536 = 11,010,048, q_a_layernorm 1,536, q_b_proj 1536 x 128 x 192 =
+  // 37,748,736, kv_a_proj_with_mqa 7168 x 576 = 4,128,768, kv_a_layernorm 512, kv_b_proj 512 x 128 x
+  // 256 = 16,777,216, o_proj 128 x 128 x 7168 = 117,440,512, two norms 14,336: 187,121,664 x 61 =
+  // 11,414,421,504; 3 dense layers 3 x 7168 x 18432 = 396,361,728 each; 58 MoE layers of router 256 x
+  // 7168 = 1,835,008 (e_score_correction_bias is a buffer), shared expert 3 x 7168 x 2048 =
+  // 44,040,192, experts 256 x 3 x 7168 x 2048 = 11,274,289,152 (8 active: 352,321,536):
+  // 11,320,164,352 each; final norm 7,168.
+  ParameterCounts dsv3 = count_parameters(load_model_config("deepseek-v3"));
+  EXPECT_EQ(dsv3.total, 671026404352);
+  EXPECT_EQ(dsv3.total - dsv3.active, 58LL * 248 * 3 * 7168 * 2048);
+}
+
+// Every preset's count equals transformers' num_parameters() of HF's model built from the same
+// config.json (preset_counts_reference.py, on the meta device), the real sizes included.
+TEST(ModelStats, EveryPresetCountEqualsTransformers) {
+  const std::string out = test::python_oracle_output("preset_counts_reference.py");
+  auto counts = nlohmann::json::parse(read_file(out + "/counts.json"));
+  size_t presets = 0;
+  for (const auto& e : std::filesystem::directory_iterator(test::fixture("../../configs/models"))) {
+    presets += e.path().extension() == ".json";
+  }
+  EXPECT_EQ(counts.size(), presets);
+  EXPECT_GE(presets, 48u);
+  for (const auto& [name, count] : counts.items()) {
+    EXPECT_EQ(count_parameters(load_model_config(name)).total, count.get<int64_t>()) << name;
+  }
 }
 
 TEST(ModelStats, CountsEqualTheBuiltModels) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "../train/train_fixture.h"
 #include "forma/core/error.h"
@@ -15,6 +16,7 @@
 #include "forma/train/checkpoint_slices.h"
 #include "forma/train/dist_checkpoint_reader.h"
 #include "forma/train/trainer.h"
+#include "../model/zoo_fixtures.h"
 #include "test_paths.h"
 
 namespace forma::peft::lora_train_test {
@@ -198,6 +200,27 @@ TEST(LoraTraining, PlanFromConfigCountsWhatApplyBuilds) {
   // 32 layers x 2 targets x 8 x (4096 + 4096): what PEFT's print_trainable_parameters reports for
   // Llama-2-7B with q_proj/v_proj at r=8.
   EXPECT_NE(r.output.find("64 layers, 4194304 trainable"), std::string::npos) << r.output;
+}
+
+// The plan's linear layers are the built model's, name for name and shape for shape, for every
+// architecture of the registry (its hf-zoo fixture): what `forma model info --lora-r` counts.
+TEST(LoraTraining, PlannedLinearsAreTheBuiltModelsForEveryArchitecture) {
+  for (const auto& zoo : test::zoo_fixtures()) {
+    if (!zoo.supported) continue;
+    const ModelConfig c = load_model_config(test::fixture("hf-zoo/" + zoo.dir));
+    CausalLM model(c);
+    const auto modules = model->named_modules("", /*include_self=*/false);
+    std::map<std::string, std::pair<int64_t, int64_t>> built, planned;
+    for (const auto& m : linear_modules(model)) {
+      const auto& w = modules[m.name]->named_parameters(/*recurse=*/false)["weight"];
+      built[m.name] = {w.size(1), w.size(0)};
+    }
+    for (const auto& l : planned_linears(c)) planned[l.module.name] = {l.in, l.out};
+    for (const auto& [name, shape] : planned) {
+      EXPECT_TRUE(built.count(name) && built[name] == shape) << zoo.dir << ": planned " << name;
+    }
+    for (const auto& [name, shape] : built) EXPECT_TRUE(planned.count(name)) << zoo.dir << ": built " << name;
+  }
 }
 
 }  // namespace forma::peft::lora_train_test

@@ -1,5 +1,7 @@
 #include "forma/model/hf_names.h"
 
+#include <unordered_map>
+
 #include "forma/core/error.h"
 
 namespace forma {
@@ -120,18 +122,32 @@ StateDict to_hf_names(const StateDict& forma_in, const ModelConfig& config) {
 }
 
 HfModule hf_module_of(const ModelConfig& config, const std::string& name) {
-  const std::string weight = name + ".weight";
+  return hf_modules_of(config, {name}).front();
+}
+
+std::vector<HfModule> hf_modules_of(const ModelConfig& config, const std::vector<std::string>& names) {
   const std::string suffix = ".weight";
-  for (const WeightRule& rule : expanded_rules(config)) {
-    for (size_t p = 0; p < rule.forma.size(); ++p) {
-      if (rule.forma[p] != weight) continue;
-      check(rule.hf.size() > suffix.size() && rule.hf.compare(rule.hf.size() - suffix.size(), suffix.size(), suffix) == 0,
-            "{}: the weight rule for '{}' names no module", config.source, weight);
-      return {rule.hf.substr(0, rule.hf.size() - suffix.size()), static_cast<int>(p), static_cast<int>(rule.forma.size()),
-              group_count(rule, config) > 1};
-    }
+  const std::vector<WeightRule> rules = expanded_rules(config);
+  std::unordered_map<std::string, std::pair<size_t, size_t>> part_of;  // forma weight -> rule, part
+  for (size_t r = 0; r < rules.size(); ++r) {
+    for (size_t p = 0; p < rules[r].forma.size(); ++p) part_of.emplace(rules[r].forma[p], std::make_pair(r, p));
   }
-  return {name};
+  std::vector<HfModule> out;
+  out.reserve(names.size());
+  for (const std::string& name : names) {
+    const std::string weight = name + suffix;
+    auto it = part_of.find(weight);
+    if (it == part_of.end()) {
+      out.push_back({name});
+      continue;
+    }
+    const WeightRule& rule = rules[it->second.first];
+    check(rule.hf.size() > suffix.size() && rule.hf.compare(rule.hf.size() - suffix.size(), suffix.size(), suffix) == 0,
+          "{}: the weight rule for '{}' names no module", config.source, weight);
+    out.push_back({rule.hf.substr(0, rule.hf.size() - suffix.size()), static_cast<int>(it->second.second),
+                   static_cast<int>(rule.forma.size()), group_count(rule, config) > 1});
+  }
+  return out;
 }
 
 }  // namespace forma

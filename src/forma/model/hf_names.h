@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "forma/model/architecture.h"
 
@@ -27,5 +28,8 @@ struct HfModule {
   bool grouped = false;  // the parts interleave in groups (WeightRule::groups): not one block of rows
 };
 HfModule hf_module_of(const ModelConfig& config, const std::string& name);
+// The same for many modules at once: the rules are expanded per layer once, not once per name (a
+// 256-expert model has tens of thousands of linears).
+std::vector<HfModule> hf_modules_of(const ModelConfig& config, const std::vector<std::string>& names);
 
 }  // namespace forma

@@ -78,13 +78,18 @@ bool is_lora_parameter(const std::string& name) {
 }
 
 std::vector<LinearModule> linear_modules(CausalLM& model) {
-  std::vector<LinearModule> out;
+  std::vector<std::string> names;
   for (const auto& item : model->named_modules("", /*include_self=*/false)) {
     auto* m = item.value().get();
     if (!dynamic_cast<torch::nn::LinearImpl*>(m) && !dynamic_cast<LoraLinearImpl*>(m)) continue;
     const std::string& name = item.key();
     if (ends_with(name, ".lora_A") || ends_with(name, ".lora_B")) continue;
-    out.push_back(hf_module(model->config(), name));
+    names.push_back(name);
+  }
+  const std::vector<HfModule> hf = hf_modules_of(model->config(), names);  // the rules expanded once
+  std::vector<LinearModule> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out.push_back({names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].grouped});
   }
   return out;
 }
