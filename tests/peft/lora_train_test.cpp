@@ -212,7 +212,8 @@ TEST(LoraTraining, PlannedLinearsAreTheBuiltModelsForEveryArchitecture) {
     const auto modules = model->named_modules("", /*include_self=*/false);
     std::map<std::string, std::pair<int64_t, int64_t>> built, planned;
     for (const auto& m : linear_modules(model)) {
-      const auto& w = modules[m.name]->named_parameters(/*recurse=*/false)["weight"];
+      // A copy, not a reference: the dict named_parameters returns is a temporary.
+      const torch::Tensor w = modules[m.name]->named_parameters(/*recurse=*/false)["weight"];
       built[m.name] = {w.size(1), w.size(0)};
     }
     for (const auto& l : planned_linears(c)) planned[l.module.name] = {l.in, l.out};
