@@ -1,6 +1,7 @@
 // `forma serve` from the outside, through independent clients: the official openai Python client
 // (openai_client.py: greedy completions equal `forma generate`, chat equals `forma chat`, echo
-// logprobs equal transformers' log-softmax, errors, auth, 429, disconnects, SIGTERM),
+// logprobs equal transformers' log-softmax, errors, auth, 429, disconnects, SIGTERM; with
+// --adapter, adapter_client.py: a PEFT adapter answers as PEFT's model and `forma generate --adapter`),
 // lm-evaluation-harness's local-completions model (lm_eval_server.py: the same accuracy as `forma
 // eval`), and the web page in headless Chromium (web_page_chromium.py). Each script starts its own
 // server on a free port with the chat test model (tests/infer/chat_model_folder.h).
@@ -32,6 +33,8 @@ void run_script(const std::string& name, const std::string& part = "") {
 TEST(ServeOpenAIClient, CompletionsChatStreamingErrors) { run_script("openai_client.py", "api"); }
 
 TEST(ServeOpenAIClient, ApiKeyAndFullQueue) { run_script("openai_client.py", "limits"); }
+
+TEST(ServeAdapter, PeftAdapterAnswersAsPeftAndFormaGenerate) { run_script("adapter_client.py"); }
 
 TEST(ServeLmEval, AccuracyEqualsFormaEval) { run_script("lm_eval_server.py"); }
 

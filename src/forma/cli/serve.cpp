@@ -42,6 +42,7 @@ struct ServeArgs {
   std::string chat_template_file;
   std::string dtype = "fp32";
   std::string device = "auto";
+  std::string adapter;  // --adapter: a PEFT LoRA folder
   int threads = 0;
   serve::ServerOptions server;
   serve::EngineOptions engine;
@@ -120,6 +121,7 @@ void run_serve(ServeArgs args) {
 
   const LoadOptions load_options{parse_compute_dtype(args.dtype, model_config, "--dtype"), device_from_flag(args.device)};
   CausalLM model = load_pretrained(args.model_dir, load_options);
+  apply_adapter(model, args.adapter);
   serve::Engine engine(model, tokenizer.get(), args.engine);
   serve::HttpServer server(engine, std::move(served), args.server);
 
@@ -178,6 +180,7 @@ CommandRegistration reg(45, [](CLI::App& app) {
   add_dtype_option(cmd, &args->dtype);
   add_device_option(cmd, &args->device);
   add_threads_option(cmd, &args->threads);
+  add_adapter_option(cmd, &args->adapter);
   cmd->callback([args] { run_serve(*args); });
 });
 
