@@ -121,6 +121,35 @@ TEST(LoraTraining, ActivationCheckpointingGivesTheSameSteps) {
   EXPECT_NE(e.find("lora.dropout > 0 with training.activation_checkpointing"), std::string::npos) << e;
 }
 
+// MFU's FLOPs: a frozen parameter costs 4 per token (no weight gradient), a trained one 6 (the 6N
+// rule); the adapters are products of their own. Counted here from the built models.
+TEST(LoraTraining, FlopsPerTokenCountNoWeightGradientsForTheFrozenBase) {
+  const auto dir = test::scratch_dir();
+  train::TrainerOptions quiet;
+  quiet.write_outputs = false;
+  auto full_overrides = test::tiny_overrides(test::write_pattern_dataset(dir), dir + "/out");
+  full_overrides[0] = "model.path=" + test::fixture("hf-tiny/llama");
+  full_overrides.push_back("training.seq_len=16");
+  train::Trainer full(train::load_recipe(test::tiny_recipe_path(), full_overrides), quiet);
+  double products = 0;  // the N of 6N: every parameter but the lookup table (not tied in this fixture)
+  for (const auto& p : full.model()->named_parameters()) {
+    if (p.key().find("embed_tokens") == std::string::npos) products += p.value().numel();
+  }
+  for (const bool save_lm_head : {false, true}) {
+    std::vector<std::string> extra = {"lora.dropout=0"};
+    if (save_lm_head) extra.push_back("lora.modules_to_save=[lm_head]");
+    train::Trainer lora(train::load_recipe(test::tiny_recipe_path(), lora_overrides(dir, extra)), quiet);
+    double adapters = 0, lm_head = 0;
+    for (const auto& p : lora.model()->named_parameters()) {
+      if (is_lora_parameter(p.key())) adapters += p.value().numel();
+      if (p.key() == "lm_head.weight") lm_head = p.value().numel();
+    }
+    const double frozen = products - (save_lm_head ? lm_head : 0);
+    EXPECT_DOUBLE_EQ(lora.flops_per_token(), full.flops_per_token() - 2 * frozen + 6 * adapters)
+        << "modules_to_save lm_head: " << save_lm_head;
+  }
+}
+
 TEST(LoraTraining, ResumeIsExact) {
   const auto dir = test::scratch_dir();
   const auto whole_dir = dir + "/whole", split_dir = dir + "/split";

@@ -63,6 +63,7 @@ Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(reci
                                   recipe_.parallel.zero_stage, recipe_.parallel.bucket_mb);
   schedule_ = std::make_unique<LrSchedule>(recipe_.schedule, o.lr, recipe_.training.max_steps);
   flops_per_token_ = training_flops_per_token(model_->config(), recipe_.training.seq_len);
+  if (recipe_.lora.enabled) flops_per_token_ += lora_flops_correction();
   state_.schedule = recipe_.schedule.type;
   state_.recipe_snapshot = recipe_.snapshot;
 }
@@ -165,6 +166,24 @@ void Trainer::apply_lora() {
             "AdamW state {:.2f} MiB, gradients {:.2f} MiB", layers, recipe_.lora.r, recipe_.lora.alpha,
             recipe_.lora.use_rslora ? ", rslora" : "", counts.trainable, 100.0 * counts.trainable / total,
             counts.frozen, 8.0 * counts.trainable / (1 << 20), 4.0 * counts.trainable / (1 << 20));
+}
+
+double Trainer::lora_flops_correction() const {
+  // A frozen weight gets no weight gradient: it costs 4 FLOPs per parameter and token (the forward
+  // and the input's gradient), not the 6 of training_flops_per_token's 6N. LoRA freezes the whole
+  // base but for modules_to_save (of which only lm_head is in N: the embeddings are lookups), and
+  // adds its adapters at 6. Without this, LoRA's MFU counted weight gradients it never computes
+  // (GPT-2 124M showed 108%).
+  int64_t adapters = 0, trained_products = 0;
+  for (const auto& p : trainable_) {
+    if (p.name.find("lora_") != std::string::npos) {
+      adapters += p.tensor.numel();
+    } else if (p.name.rfind("lm_head.", 0) == 0) {
+      trained_products += p.tensor.numel();
+    }
+  }
+  const double frozen = static_cast<double>(count_parameters(model_->config()).matmul_active - trained_products);
+  return -2.0 * frozen + 6.0 * static_cast<double>(adapters);
 }
 
 void Trainer::open_data() {

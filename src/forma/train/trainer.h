@@ -74,6 +74,7 @@ class Trainer {
   void check_sizes(const ModelConfig& config) const;
   void build_model();
   void apply_lora();  // recipe's lora section: adapters on, base frozen (peft/lora_model.h)
+  double lora_flops_correction() const;  // FLOPs per token LoRA does not spend (frozen weights) or adds
   void open_data();
   void open_sft_data();  // data.prefixes are SFT datasets (train/sft_batches.h)
   torch::Tensor batch_logits(const Batch& batch);  // packed rows through forward_packed
