@@ -118,16 +118,15 @@ TEST_P(Bf16Compute, GreedyContinuationWithKVCacheEqualsNoCache) {
     const std::vector<int32_t> full = run(false, &full_logits);
     ASSERT_EQ(cached.size(), 24u);
     ASSERT_EQ(cached_logits.size(), full_logits.size());
-    // Every product accumulates in fp32, but a one-row product (a decode step) and a many-row one
-    // (the full rerun) go through different kernels whose fp32 sums differ in the last bits, so now
-    // and then a bf16 output rounds the other way (one bf16 step is 0.4%). Measured with LibTorch
-    // 2.15, explicit: below 1e-5 for five fixtures, 7e-3 for mistral; fused (the flash kernel
-    // splits a one-query product differently from a many-query one once there are 32 keys): 6e-3 to
-    // 9e-3 on all six. bf16 itself is between 1e-3 and 5e-2 from fp32 (the first test). With
-    // LibTorch 1.13's bf16 bmm, which accumulated small products in bf16, the decode steps were 3-4%
-    // off and gpt2's continuation diverged at token 3.
+    // Every product accumulates in fp32, but a decode step and the full rerun go through different
+    // kernels (a one-row product against a many-row one; forma's decode attention against LibTorch's
+    // flash kernel) whose fp32 sums differ in the last bits, so now and then a bf16 value rounds the
+    // other way (one bf16 step is 0.4%) and the difference travels through the layers. Measured with
+    // LibTorch 2.15: explicit below 1e-5 on five fixtures, 7e-3 on mistral; fused 6e-3 to 1.5e-2.
+    // bf16 itself is 1e-3 to 5e-2 from fp32 (the first test); 2e-2 is two bf16 steps of 2^-8 per
+    // rounding, well inside that, and a wrong cache (a position off, a stale key) is far outside.
     for (size_t s = 0; s < cached.size(); ++s) {
-      EXPECT_LT(relative_error(cached_logits[s], full_logits[s]), 1e-2) << "step " << s;
+      EXPECT_LT(relative_error(cached_logits[s], full_logits[s]), 2e-2) << "step " << s;
       if (cached[s] == full[s]) continue;
       // The continuations may part only at a tie that these differences explain: the cached pick
       // scores within twice the largest logit difference of the rerun's pick (with the fused

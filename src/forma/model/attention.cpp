@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "forma/core/error.h"
+#include "forma/kernels/decode_attention.h"
 #include "forma/model/module_call.h"
 
 namespace forma {
@@ -182,8 +183,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
   check(inputs.mask.defined() || count == 1 || count == k.size(2),
         "attention layer {}: {} queries over {} keys need a mask", layer_index_, count, k.size(2));
   torch::Tensor out;
+  const double scale = attention_scale_ > 0 ? attention_scale_ : 1.0 / std::sqrt(static_cast<double>(head_dim_));
   // The fused kernel has no soft-cap: capped scores always take the explicit path.
-  if (inputs.kernel == AttentionKernel::Fused && softcap_ == 0) {
+  const bool fused = inputs.kernel == AttentionKernel::Fused && softcap_ == 0;
+  if (fused && count == 1 && !alibi_slopes_.defined() &&
+      kernels::decode_attention_supported(q, k, v, inputs.mask)) {
+    // A decode step on the CPU: one query per sequence over the cache, read in place.
+    out = kernels::decode_attention(q, k, v, scale, inputs.mask);
+  } else if (fused) {
     // enable_gqa lets query head h read kv head h / (q_heads / kv_heads) in place: no repeated
     // copy of K and V (the CPU flash kernel indexes the shared head).
     std::optional<torch::Tensor> mask;
@@ -199,11 +206,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const LayerInputs& 
                  .to(q.scalar_type());
       causal = false;
     }
-    std::optional<double> scale;
-    if (attention_scale_ > 0) scale = attention_scale_;
+    std::optional<double> given_scale;
+    if (attention_scale_ > 0) given_scale = attention_scale_;
     out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0,
                                            /*is_causal=*/causal,
-                                           /*scale=*/scale, /*enable_gqa=*/kv_heads != q_heads);
+                                           /*scale=*/given_scale, /*enable_gqa=*/kv_heads != q_heads);
   } else {
     out = explicit_attention(q, k, v, inputs.mask);
   }
