@@ -8,7 +8,6 @@
 #include "forma/model/mla_attention.h"
 #include "forma/model/mlp.h"
 #include "forma/model/model_stats.h"
-#include "forma/serve/paged_kv.h"
 #include "test_paths.h"
 
 namespace forma {
@@ -115,13 +114,6 @@ TEST(DeepSeekConfig, UnsupportedTopkMethodIsRefusedByName) {
 }
 
 // The paged cache holds one head width for k and v; MLA's differ (qk_nope + rope vs v_head_dim).
-TEST(DeepSeekConfig, PagedCacheRefusesLatentAttentionByName) {
-  ModelConfig c = deepseek_v2_fixture();
-  std::string error = test::error_of([&] { serve::PagedKV(c, 4, 16, torch::kFloat, torch::kCPU); });
-  EXPECT_NE(error.find("deepseek_v2"), std::string::npos) << error;
-  EXPECT_NE(error.find("multi-head latent attention"), std::string::npos) << error;
-}
-
 // yarn with mscale_all_dim scales the softmax by mscale^2 (HF yarn_apply_mscale):
 // DeepSeek-V2-Lite: factor 40, mscale_all_dim 0.707 -> (0.1 * 0.707 * ln 40 + 1)^2 / sqrt(192).
 TEST(DeepSeekConfig, YarnSoftmaxScaleByHand) {

@@ -139,6 +139,35 @@ TEST(EnginePreemption, SmallCacheForcesPreemptionAndOutputsAreUnchanged) {
   EXPECT_EQ(engine.stats().kv_blocks_used, 0);
 }
 
+// Multi-head latent attention (DeepSeek-V2 and V3, whose greedy decoding over the contiguous cache
+// equals transformers' in the zoo suite) in the paged cache, where k and v have different widths:
+// a busy batch with chunked prefills, and a cache small enough to preempt, answer as generate does.
+TEST(EngineLatentAttention, BusyBatchAndPreemptionEqualGenerate) {
+  for (const std::string name : {"deepseek_v2", "deepseek_v3"}) {
+    CausalLM model = load_pretrained(test::fixture("hf-zoo/" + name));
+    std::vector<EngineRequest> requests;
+    for (int i = 0; i < 8; ++i) {
+      requests.push_back(request_of(random_ids(1 + (i * 11) % 38, 256, 70 + i), greedy(3 + i % 10)));
+    }
+    for (const int64_t cache_tokens : {int64_t{0}, int64_t{48}}) {
+      EngineOptions options;
+      options.max_batch = 4;
+      options.block_size = 4;
+      options.prefill_chunk = 8;
+      options.kv_cache_tokens = cache_tokens;  // 48: too few for four long requests at once
+      Engine engine(model, nullptr, options);
+      auto busy = serve(engine, requests, staggered(requests.size()));
+      for (size_t i = 0; i < requests.size(); ++i) {
+        auto expected = infer::generate(model, requests[i].prompt_ids, requests[i].config);
+        ASSERT_TRUE(busy[i].finished) << name << " request " << i;
+        EXPECT_EQ(busy[i].finished->result.ids, expected.ids) << name << " request " << i << " cache " << cache_tokens;
+      }
+      if (cache_tokens > 0) EXPECT_GT(engine.stats().preemptions, 0) << name;
+      EXPECT_EQ(engine.stats().kv_blocks_used, 0) << name;
+    }
+  }
+}
+
 TEST(EnginePrefixCache, SharedPrefixBlocksAreReusedAndCounted) {
   CausalLM model = load_pretrained(test::fixture("hf-tiny/llama"));
   auto prefix = random_ids(20, 320, 77);

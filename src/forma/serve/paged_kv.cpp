@@ -15,22 +15,24 @@ torch::Tensor paged_index(const std::vector<int64_t>& values, torch::Device devi
 PagedKV::PagedKV(const ModelConfig& config, int64_t num_blocks, int64_t block_size, torch::ScalarType dtype,
                  torch::Device device)
     : block_size_(block_size), device_(device) {
-  // Its pools hold k and v of one head_dim; MLA's k (nope + rope dims) and v differ in width.
-  check(config.kv_lora_rank == 0,
-        "{}: the serve engine's paged KV cache does not support multi-head latent attention (model_type '{}', "
-        "kv_lora_rank={})", config.source, config.model_type, config.kv_lora_rank);
-  const int64_t kv_heads = config.num_key_value_heads, dim = config.head_dim;
-  check(kv_heads > 0 && dim > 0, "KV cache: the model config has {} kv heads of size {}", kv_heads, dim);
+  // Multi-head latent attention caches every head's up-projected k (nope + rope dims) and v, whose
+  // widths differ (mla_attention.h); other attention caches kv heads of head_dim.
+  const bool latent = config.kv_lora_rank > 0;
+  const int64_t heads = latent ? config.num_attention_heads : config.num_key_value_heads;
+  const int64_t key_dim = latent ? config.qk_nope_head_dim + config.head_dim : config.head_dim;
+  const int64_t value_dim = latent ? config.v_head_dim : config.head_dim;
+  check(heads > 0 && key_dim > 0 && value_dim > 0, "KV cache: the model config has {} kv heads of size {} (k) and {} (v)",
+        heads, key_dim, value_dim);
   auto options = torch::TensorOptions().dtype(dtype).device(device);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     // Uninitialized, so that on the CPU the pages of a large pool are only committed as blocks are
     // first written; slot 0 is zeroed because padding positions read it, and even masked-out
     // values must be finite (a NaN times attention weight 0 is NaN). Every other slot is written
     // before it is read (the engine tests pass with the rest of the pool filled with NaN).
-    for (auto* pool : {&keys_, &values_}) {
-      pool->push_back(torch::empty({num_blocks * block_size, kv_heads, dim}, options));
-      pool->back().narrow(0, 0, 1).zero_();
-    }
+    keys_.push_back(torch::empty({num_blocks * block_size, heads, key_dim}, options));
+    values_.push_back(torch::empty({num_blocks * block_size, heads, value_dim}, options));
+    keys_.back().narrow(0, 0, 1).zero_();
+    values_.back().narrow(0, 0, 1).zero_();
   }
 }
 
@@ -76,8 +78,8 @@ void PagedKV::scatter(KVCache& cache, const std::vector<PagedRow>& rows, int64_t
   torch::Tensor index = paged_index(slots, device_);
   for (size_t l = 0; l < keys_.size(); ++l) {
     // A zero-length update returns the cache's views of every position without writing.
-    torch::Tensor none = keys_[l].new_empty({batch, keys_[l].size(1), 0, keys_[l].size(2)});
-    auto [k, v] = cache.update(static_cast<int64_t>(l), none, none);
+    auto none = [batch](const torch::Tensor& pool) { return pool.new_empty({batch, pool.size(1), 0, pool.size(2)}); };
+    auto [k, v] = cache.update(static_cast<int64_t>(l), none(keys_[l]), none(values_[l]));
     auto appended = [&](const torch::Tensor& t) {  // [B, H, S, D] -> [B*count, H, D]
       return t.narrow(2, start, count).permute({0, 2, 1, 3}).reshape({batch * count, t.size(1), t.size(3)});
     };

@@ -1,5 +1,6 @@
 // The paged KV cache's storage: per layer, K and V for every slot of every block,
-// [num_blocks * block_size, kv_heads, head_dim] (slot s = block * block_size + offset), plus the
+// [num_blocks * block_size, kv_heads, head_dim] (slot s = block * block_size + offset; multi-head
+// latent attention: every head, k of qk_nope_head_dim + qk_rope_head_dim, v of v_head_dim), plus the
 // two copies that let the unchanged model attention code run over it:
 //   gather()  builds a contiguous, left-padded model::KVCache for a batch of sequences from their
 //             block tables (row b right-aligned, left padding = longest - own length), with room
@@ -42,7 +43,7 @@ class PagedKV {
  private:
   int64_t block_size_;
   torch::Device device_;
-  std::vector<torch::Tensor> keys_, values_;  // per layer [slots, kv_heads, head_dim]
+  std::vector<torch::Tensor> keys_, values_;  // per layer [slots, kv_heads, head_dim] (MLA: k and v widths differ)
 };
 
 }  // namespace forma::serve
