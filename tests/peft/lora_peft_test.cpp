@@ -92,6 +92,11 @@ INSTANTIATE_TEST_SUITE_P(
                     // GQA) and into two (gate | up).
                     PeftCase{"hf-zoo/phi3", "qkv_proj,gate_up_proj,o_proj", "--r 3"},
                     PeftCase{"hf-zoo/glm", "gate_up_proj,q_proj", ""},
+                    // Fused q/k/v whose rows interleave per head (gpt_neox, bloom) or per kv group
+                    // (falcon-40b's new decoder): one PEFT lora_B split as the weight is.
+                    PeftCase{"hf-zoo/gpt_neox", "query_key_value,dense", "--r 3"},
+                    PeftCase{"hf-zoo/bloom", "all-linear", ""},
+                    PeftCase{"hf-zoo/falcon_40b", "query_key_value,dense_4h_to_h", "--r 2"},
                     // Multi-head latent attention's linears, q through its LoRA latent (deepseek_v3).
                     PeftCase{"hf-zoo/deepseek_v3", "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj", "--r 2"}),
     [](const testing::TestParamInfo<PeftCase>& info) { return test_name(info.param.model) + std::to_string(info.index); });
@@ -157,7 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
                                         "lora.modules_to_save=[lm_head]", "lora.dropout=0.1"}},
                     TrainCase{"qwen2", {"lora.r=4", "lora.target_modules=all-linear", "lora.use_rslora=true"}},
                     TrainCase{"gpt2", {"lora.r=2", "lora.alpha=4", "lora.target_modules=[c_attn, c_proj, c_fc]"}},
-                    TrainCase{"hf-zoo/phi3", {"lora.r=2", "lora.target_modules=[qkv_proj, gate_up_proj]"}}),
+                    TrainCase{"hf-zoo/phi3", {"lora.r=2", "lora.target_modules=[qkv_proj, gate_up_proj]"}},
+                    TrainCase{"hf-zoo/gpt_neox", {"lora.r=2", "lora.target_modules=all-linear"}}),
     [](const testing::TestParamInfo<TrainCase>& info) { return test_name(info.param.model); });
 
 }  // namespace forma::peft::lora_peft_test

@@ -145,7 +145,7 @@ std::vector<HfModule> hf_modules_of(const ModelConfig& config, const std::vector
     check(rule.hf.size() > suffix.size() && rule.hf.compare(rule.hf.size() - suffix.size(), suffix.size(), suffix) == 0,
           "{}: the weight rule for '{}' names no module", config.source, weight);
     out.push_back({rule.hf.substr(0, rule.hf.size() - suffix.size()), static_cast<int>(it->second.second),
-                   static_cast<int>(rule.forma.size()), group_count(rule, config) > 1});
+                   static_cast<int>(rule.forma.size()), group_count(rule, config) > 1, rule.transposed});
   }
   return out;
 }

@@ -25,7 +25,8 @@ StateDict to_hf_names(const StateDict& forma, const ModelConfig& config);
 struct HfModule {
   std::string hf_name;
   int part = 0, parts = 1;
-  bool grouped = false;  // the parts interleave in groups (WeightRule::groups): not one block of rows
+  bool grouped = false;     // the parts interleave in groups (WeightRule::groups): not one block of rows
+  bool transposed = false;  // HF stores the weight [in, out] (Conv1D: gpt2's c_attn)
 };
 HfModule hf_module_of(const ModelConfig& config, const std::string& name);
 // The same for many modules at once: the rules are expanded per layer once, not once per name (a

@@ -64,13 +64,29 @@ std::vector<std::string> modules_to_save_params(CausalLM& model, const LoraConfi
   return names;
 }
 
+// A fused HF module's lora_B ([out, r], rows in the order of the HF weight's rows) and its parts'
+// lora_B in forma's modules ([rows of the part, r] each): the rows are laid out as the weight's
+// (one block per part, blocks of unequal sizes, or interleaved per head as gpt_neox's
+// query_key_value), so the module's own weight rule splits and joins them. The rule works in HF's
+// layout, which for a Conv1D weight (gpt2's c_attn) is [in, out]: B goes through it transposed.
+StateDict split_fused_b(const ModelConfig& config, const LinearModule& module, const torch::Tensor& b) {
+  return from_hf_names({{module.hf_name + ".weight", module.transposed ? b.t() : b}}, config);
+}
+
+torch::Tensor join_fused_b(const ModelConfig& config, const LinearModule& module, const StateDict& parts) {
+  const StateDict joined = to_hf_names(parts, config);
+  auto it = joined.find(module.hf_name + ".weight");
+  check(it != joined.end() && joined.size() == 1, "adapter: the parts of '{}' do not join into it", module.hf_name);
+  return module.transposed ? it->second.t().contiguous() : it->second;
+}
+
 }  // namespace lora_model_detail
 
 using namespace lora_model_detail;
 
 LinearModule hf_module(const ModelConfig& config, const std::string& name) {
   const HfModule m = hf_module_of(config, name);
-  return {name, m.hf_name, m.part, m.parts, m.grouped};
+  return {name, m.hf_name, m.part, m.parts, m.transposed};
 }
 
 bool is_lora_parameter(const std::string& name) {
@@ -89,7 +105,7 @@ std::vector<LinearModule> linear_modules(CausalLM& model) {
   const std::vector<HfModule> hf = hf_modules_of(model->config(), names);  // the rules expanded once
   std::vector<LinearModule> out;
   for (size_t i = 0; i < names.size(); ++i) {
-    out.push_back({names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].grouped});
+    out.push_back({names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].transposed});
   }
   return out;
 }
@@ -115,9 +131,6 @@ int64_t apply_lora(CausalLM& model, const LoraConfig& config, const std::string&
     if (matches_modules_to_save(config, m.hf_name)) continue;  // PEFT: trained whole instead
     const bool targeted = config.all_linear ? m.name != "lm_head" : matches_target(config, m.hf_name);
     if (!targeted) continue;
-    // PEFT adapts the fused module as one: its lora_B rows would interleave q, k and v per head.
-    check(!m.grouped, "{}: target_modules: LoRA on '{}' is not supported (q, k and v interleave per head in it); "
-          "target the other linear layers", where, m.hf_name);
     auto [parent, leaf] = split_last(m.name);
     auto& parent_module = module_at(model, parent);
     auto child = parent_module.named_children()[leaf];
@@ -161,9 +174,9 @@ std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraCon
     return it->second;
   };
   std::map<std::string, torch::Tensor> out;
-  // Fused HF modules (gpt2's c_attn): parts gathered first, written as one block adapter.
-  std::map<std::string, std::vector<std::pair<int, LoraLinearImpl*>>> fused;
-  std::map<std::string, int> fused_parts;
+  // Fused HF modules (gpt2's c_attn, gpt_neox's query_key_value): parts gathered first, written as
+  // one adapter.
+  std::map<std::string, std::vector<std::pair<LinearModule, LoraLinearImpl*>>> fused;
   auto modules = model->named_modules("", false);
   std::map<const LoraLinearImpl*, std::pair<torch::Tensor, torch::Tensor>> ab;  // full A, B
   for (const auto& m : linear_modules(model)) {
@@ -171,34 +184,35 @@ std::map<std::string, torch::Tensor> adapter_state_dict(CausalLM& model, LoraCon
     if (lora == nullptr) continue;
     ab[lora] = {tensor(m.name + ".lora_A.weight", lora->lora_A), tensor(m.name + ".lora_B.weight", lora->lora_B)};
     if (m.parts > 1) {
-      fused[m.hf_name].push_back({m.part, lora});
-      fused_parts[m.hf_name] = m.parts;
+      fused[m.hf_name].push_back({m, lora});
       continue;
     }
     out[kPrefix + m.hf_name + ".lora_A.weight"] = ab[lora].first;
     out[kPrefix + m.hf_name + ".lora_B.weight"] = ab[lora].second;
   }
   for (auto& [hf, parts] : fused) {
-    check(static_cast<int>(parts.size()) == fused_parts[hf], "{}: only some of the layers fused into it have adapters; "
-          "PEFT cannot represent that", hf);
-    std::sort(parts.begin(), parts.end(), [](auto& a, auto& b) { return a.first < b.first; });
-    // A = [A_0; A_1; A_2] [sum r, in]; B block-diagonal [sum out, sum r], each block rescaled from its
-    // own scaling to the written one (alpha_f / r_f, or / sqrt(r_f)): the same delta exactly.
-    int64_t rank = 0, out_rows = 0;
-    for (auto& [p, l] : parts) rank += l->r, out_rows += ab[l].second.size(0);
+    check(static_cast<int>(parts.size()) == parts[0].first.parts, "{}: only some of the layers fused into it have "
+          "adapters; PEFT cannot represent that", hf);
+    std::sort(parts.begin(), parts.end(), [](auto& a, auto& b) { return a.first.part < b.first.part; });
+    // A = [A_0; A_1; A_2] [sum r, in]; B block-diagonal: part p's B in its own columns (zeros in the
+    // others), rescaled from its own scaling to the written one (alpha_f / r_f, or / sqrt(r_f)), so
+    // the same delta exactly; the parts' rows then joined as the weight's are.
+    int64_t rank = 0;
+    for (auto& [m, l] : parts) rank += l->r;
     const double scaling = parts[0].second->scaling;
     std::vector<torch::Tensor> as;
-    for (auto& [p, l] : parts) as.push_back(ab[l].first);
-    auto a = torch::cat(as, 0);
-    auto b = torch::zeros({out_rows, rank}, a.options());
-    int64_t row = 0, col = 0;
-    for (auto& [p, l] : parts) {
+    StateDict part_b;
+    int64_t col = 0;
+    for (auto& [m, l] : parts) {
+      as.push_back(ab[l].first);
       const torch::Tensor& lb = ab[l].second;
-      b.slice(0, row, row + lb.size(0)).slice(1, col, col + l->r).copy_(lb * (l->scaling / scaling));
-      row += lb.size(0), col += l->r;
+      torch::Tensor b = torch::zeros({lb.size(0), rank}, lb.options());
+      b.slice(1, col, col + l->r).copy_(lb * (l->scaling / scaling));
+      part_b[m.name + ".weight"] = b;
+      col += l->r;
     }
-    out[kPrefix + hf + ".lora_A.weight"] = a;
-    out[kPrefix + hf + ".lora_B.weight"] = b;
+    out[kPrefix + hf + ".lora_A.weight"] = torch::cat(as, 0);
+    out[kPrefix + hf + ".lora_B.weight"] = join_fused_b(model->config(), parts[0].first, part_b);
     const std::string key = split_last(hf).second;  // "c_attn": every layer's fused adapter has this rank
     config_out->rank_pattern[key] = rank;
     config_out->alpha_pattern[key] = config.use_rslora ? scaling * std::sqrt(static_cast<double>(rank))
@@ -238,28 +252,29 @@ LoraConfig load_adapter(CausalLM& model, const std::string& dir) {
   };
   torch::NoGradGuard no_grad;
   auto modules = model->named_modules("", false);
-  // A fused HF module's B stacks its parts' rows in part order, and the parts may differ in size
-  // (phi3's qkv_proj under GQA): each part's first row, and each module's row count.
-  std::map<std::string, std::map<int, std::pair<std::string, int64_t>>> parts_of;  // hf -> part -> (name, rows)
+  // A fused HF module's B holds its parts' rows as its weight holds theirs (split_fused_b).
+  std::map<std::string, int64_t> fused_rows;  // hf module -> rows of its B
   for (const auto& m : linear_modules(model)) {
     auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
-    if (lora != nullptr) parts_of[m.hf_name][m.part] = {m.name, lora->lora_B.size(0)};
+    if (lora != nullptr) fused_rows[m.hf_name] += lora->lora_B.size(0);
   }
-  std::map<std::string, int64_t> first_row, fused_rows;
-  for (const auto& [hf, parts] : parts_of) {
-    for (const auto& [part, name_rows] : parts) {
-      first_row[name_rows.first] = fused_rows[hf];
-      fused_rows[hf] += name_rows.second;
-    }
-  }
+  std::map<std::string, StateDict> parts_of;  // hf module -> its parts' rows of B, by forma weight name
   for (const auto& m : linear_modules(model)) {
     auto* lora = dynamic_cast<LoraLinearImpl*>(modules[m.name].get());
     if (lora == nullptr) continue;
-    const int64_t out = lora->lora_B.size(0), in = lora->lora_A.size(1);
-    auto a = take(kPrefix + m.hf_name + ".lora_A.weight", {lora->r, in});
-    auto b = take(kPrefix + m.hf_name + ".lora_B.weight", {fused_rows[m.hf_name], lora->r});
-    lora->lora_A.copy_(a);
-    lora->lora_B.copy_(b.slice(0, first_row[m.name], first_row[m.name] + out));  // this part's rows
+    const int64_t in = lora->lora_A.size(1);
+    lora->lora_A.copy_(take(kPrefix + m.hf_name + ".lora_A.weight", {lora->r, in}));
+    const torch::Tensor b = take(kPrefix + m.hf_name + ".lora_B.weight", {fused_rows[m.hf_name], lora->r});
+    if (m.parts == 1) {
+      lora->lora_B.copy_(b);
+      continue;
+    }
+    StateDict& parts = parts_of[m.hf_name];
+    if (parts.empty()) parts = split_fused_b(model->config(), m, b);
+    auto it = parts.find(m.name + ".weight");
+    check(it != parts.end() && it->second.sizes() == lora->lora_B.sizes(), "{}: tensor '{}' does not split into "
+          "the layers fused in '{}'", path, kPrefix + m.hf_name + ".lora_B.weight", m.hf_name);
+    lora->lora_B.copy_(it->second);
   }
   StateDict hf_saved;
   for (const auto& [key, t] : tensors) {

@@ -23,8 +23,8 @@ namespace forma::peft {
 struct LinearModule {
   std::string name;     // "model.layers.0.self_attn.q_proj"
   std::string hf_name;  // "model.layers.0.self_attn.q_proj"; gpt2: "transformer.h.0.attn.c_attn"
-  int part = 0, parts = 1;
-  bool grouped = false;  // a fused HF module whose parts interleave per head (gpt_neox's query_key_value)
+  int part = 0, parts = 1;  // a part of a fused HF module (its rows as the weight rule lays them out)
+  bool transposed = false;  // the HF weight is [in, out] (gpt2's Conv1D)
 };
 std::vector<LinearModule> linear_modules(CausalLM& model);
 // The HF module of forma's module `name` in a model of `config` (gpt2's differ).

@@ -60,7 +60,7 @@ std::vector<PlannedLinear> planned_linears(const ModelConfig& c) {
   if (!c.tie_word_embeddings) add("lm_head", c.hidden_size, c.vocab_size);
   const std::vector<HfModule> hf = hf_modules_of(c, names);  // the rules expanded once, not per name
   for (size_t i = 0; i < out.size(); ++i) {
-    out[i].module = {names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].grouped};
+    out[i].module = {names[i], hf[i].hf_name, hf[i].part, hf[i].parts, hf[i].transposed};
   }
   return out;
 }
