@@ -162,7 +162,9 @@ TEST(EngineLatentAttention, BusyBatchAndPreemptionEqualGenerate) {
         ASSERT_TRUE(busy[i].finished) << name << " request " << i;
         EXPECT_EQ(busy[i].finished->result.ids, expected.ids) << name << " request " << i << " cache " << cache_tokens;
       }
-      if (cache_tokens > 0) EXPECT_GT(engine.stats().preemptions, 0) << name;
+      if (cache_tokens > 0) {
+        EXPECT_GT(engine.stats().preemptions, 0) << name;
+      }
       EXPECT_EQ(engine.stats().kv_blocks_used, 0) << name;
     }
   }
