@@ -9,18 +9,11 @@ import sys
 import openai
 import torch
 
-from serve_util import Server, forma_json
+from serve_util import Server, expect, forma_json, report
 
 FORMA, MODEL, SCRATCH = sys.argv[1:4]
 PROMPT = "The cat sat"
 HERE = os.path.dirname(os.path.abspath(__file__))
-failures = []
-
-
-def expect(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
 
 
 def make_adapter():
@@ -65,12 +58,7 @@ def main():
         expect(abs(got[-1] - want[-1].max().item()) < 1e-4, "the generated token is PEFT's greedy one")
     finally:
         expect(server.stop() == 0, "exit status after SIGTERM")
-    if failures:
-        print("server log:\n" + server.log_text()[-4000:])
-        print(f"{len(failures)} failures")
-        return 1
-    print("all checks passed")
-    return 0
+    return report(server)
 
 
 if __name__ == "__main__":

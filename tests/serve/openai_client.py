@@ -10,18 +10,11 @@ import time
 
 import openai
 
-from serve_util import Server, forma_json
+from serve_util import Server, expect, forma_json, report
 
 FORMA, MODEL, SCRATCH = sys.argv[1:4]
 PART = sys.argv[4] if len(sys.argv) > 4 else "api"  # "api" or "limits" (auth and a full queue)
 PROMPT = "The cat sat"
-failures = []
-
-
-def expect(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
 
 
 def check_completions(client):
@@ -223,16 +216,6 @@ def main():
         if server.proc.poll() is None:
             server.stop()
     return report(server)
-
-
-def report(server):
-    if failures:
-        if server:
-            print("server log:\n" + server.log_text()[-4000:])
-        print(f"{len(failures)} failures")
-        return 1
-    print("all checks passed")
-    return 0
 
 
 if __name__ == "__main__":

@@ -82,3 +82,23 @@ def forma_json(forma, *args, stdin=None):
     if out.returncode != 0:
         raise RuntimeError(f"forma {' '.join(args)} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+failures = []  # what the checks of one script found wrong (expect appends, report prints)
+
+
+def expect(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def report(server):
+    """The script's exit status: 0 when every check passed, else 1 with the server's log."""
+    if failures:
+        if server:
+            print("server log:\n" + server.log_text()[-4000:])
+        print(f"{len(failures)} failures")
+        return 1
+    print("all checks passed")
+    return 0
