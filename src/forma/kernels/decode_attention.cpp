@@ -12,10 +12,8 @@
 #include <fmt/format.h>
 
 #include "forma/core/error.h"
+#include "forma/kernels/cpu_vector.h"
 #include "forma/kernels/gemv.h"
-
-#define FORMA_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
-#define FORMA_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 // GCC 12's AVX-512 headers initialise "undefined" vectors from themselves: a false positive.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -25,25 +23,13 @@ namespace forma::kernels {
 
 namespace {
 
-float to_float(float v) { return v; }
-float to_float(uint16_t v) {
-  const uint32_t bits = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
+using cpu::hsum256;
+using cpu::hsum512;
 
+float to_float(float v) { return v; }
+float to_float(uint16_t v) { return cpu::bf16_to_float(v); }
 void from_float(float f, float* out) { *out = f; }
-void from_float(float f, uint16_t* out) {  // round to nearest even, as c10::BFloat16
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) {
-    *out = static_cast<uint16_t>((bits >> 16) | 0x40u);
-    return;
-  }
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  *out = static_cast<uint16_t>(bits >> 16);
-}
+void from_float(float f, uint16_t* out) { *out = cpu::float_to_bf16(f); }
 
 // The per-key work of one path: dot(q, k) and out += p · v over D values, q and out fp32.
 struct ScalarOps {
@@ -67,8 +53,6 @@ struct ScalarOps {
     return sum;
   }
 };
-
-FORMA_TARGET_AVX512 float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 struct Avx512Ops {
   FORMA_TARGET_AVX512 static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
@@ -141,13 +125,6 @@ struct Avx512Ops {
     return hsum512(sum);
   }
 };
-
-FORMA_TARGET_AVX2 float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 struct Avx2Ops {
   FORMA_TARGET_AVX2 static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
